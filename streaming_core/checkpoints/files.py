@@ -1,0 +1,223 @@
+"""Read weight files safely: safetensors, or ``torch.load(weights_only=True)``, nothing else.
+
+Why a module of its own: every loader (StreamingT2V, ModelScope, MS-Vid2Vid-XL, Stream-DiffVSR,
+RAFT, open_clip) goes through here, so the safety rule, the memory mapping of multi-GB files and the
+error messages for missing, truncated or unsafe files are written once.
+
+Training checkpoints (PyTorch Lightning ``.ckpt``) carry bookkeeping objects next to the weights
+(callback states, hyper-parameter containers). ``weights_only`` refuses them. For a short list of
+known bookkeeping classes we hand the unpickler an inert placeholder class instead: it only ever
+receives plain data, runs no code from the file, and the weights are read exactly as they are.
+Anything else that is not plain data is refused with an explanation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import zipfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+
+from ..errors import CheckpointError
+
+SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
+
+# Module prefixes of classes that training frameworks pickle next to the weights and that never
+# matter for inference. Objects of these classes are rebuilt as inert placeholders.
+_BOOKKEEPING_PREFIXES = (
+    "pytorch_lightning.",
+    "lightning.",
+    "lightning_fabric.",
+    "omegaconf.",
+    "argparse.Namespace",
+    "pathlib.",
+    "typing.",
+)
+_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module)")
+
+
+class _InertPlaceholder:
+    """Stands in for a bookkeeping object; stores whatever plain data the pickle gives it."""
+
+    def __new__(cls, *args, **kwargs):
+        obj = object.__new__(cls)
+        obj.__dict__["_args"] = args
+        return obj
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self.__dict__["_state"] = state
+
+    def __call__(self, *args, **kwargs):  # a pickled function or factory: return inert data
+        return _InertPlaceholder(*args)
+
+    def __repr__(self) -> str:
+        return f"<placeholder for {type(self).__module__}.{type(self).__qualname__}>"
+
+
+def _placeholder_for(full_name: str) -> tuple[type, str]:
+    module, _, name = full_name.rpartition(".")
+    cls = type(name, (_InertPlaceholder,), {"__module__": module, "__qualname__": name})
+    return cls, full_name
+
+
+def _is_bookkeeping(full_name: str) -> bool:
+    return any(full_name == p or full_name.startswith(p) for p in _BOOKKEEPING_PREFIXES)
+
+
+def _describe_size(path: Path) -> str:
+    size = path.stat().st_size
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
+        size /= 1024
+    return f"{size} B"
+
+
+def check_exists(path: str | os.PathLike, what: str = "weight file") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{what} not found: {path}. Check the path, or put the file there.")
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; expected a single file ({', '.join(WEIGHT_SUFFIXES)}).")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{what} {path} is empty (0 bytes): the download or copy did not finish. Fetch it again.")
+    return path
+
+
+def read_safetensors_header(path: str | os.PathLike) -> dict:
+    """Key -> {dtype, shape, data_offsets} from a safetensors header, without reading the tensors."""
+    path = check_exists(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise CheckpointError(f"{path} is not a safetensors file (shorter than its 8-byte header length).")
+        (n,) = struct.unpack("<Q", raw)
+        if n > size - 8 or n > 200 * 1024 * 1024:
+            raise CheckpointError(
+                f"{path} is truncated or not a safetensors file: its header claims {n} bytes but the file has "
+                f"{size} bytes in all. Fetch the file again."
+            )
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path} has a corrupt safetensors header ({exc}). Fetch the file again.") from exc
+    header.pop("__metadata__", None)
+    end = max((v["data_offsets"][1] for v in header.values()), default=0)
+    if 8 + n + end > size:
+        raise CheckpointError(
+            f"{path} is truncated: its header describes {8 + n + end} bytes of data but the file has {size} "
+            f"({_describe_size(path)}). Fetch the file again."
+        )
+    return header
+
+
+def _load_safetensors(path: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    read_safetensors_header(path)  # clear errors for truncation before safetensors' own
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors raises its own SafetensorError type
+        raise CheckpointError(f"{path} could not be read as safetensors ({exc}). Fetch the file again.") from exc
+
+
+def _torch_load(path: Path, device) -> object:
+    mmap = zipfile.is_zipfile(path)  # the zip format can be memory-mapped: a 25 GB file needs no 25 GB of RAM
+    placeholders: list[tuple[type, str]] = []
+    for _ in range(64):
+        try:
+            with torch.serialization.safe_globals(placeholders):
+                return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
+        except Exception as exc:  # noqa: BLE001 - re-raised with context below
+            msg = str(exc)
+            match = _UNSUPPORTED_GLOBAL.search(msg)
+            if match and _is_bookkeeping(match.group(1)):
+                placeholders.append(_placeholder_for(match.group(1)))
+                continue
+            if match:
+                raise CheckpointError(
+                    f"refusing to load {path}: besides tensors it contains a pickled Python object of type "
+                    f"{match.group(1)}, and unpickling such objects can run arbitrary code. This pack only reads "
+                    f"plain weights (torch.load(weights_only=True) or safetensors). If you trust the file, "
+                    f"re-save its state dict as safetensors in a Python session of your own, e.g. "
+                    f"safetensors.torch.save_file(torch.load(IN)['state_dict'], OUT), then use OUT."
+                ) from exc
+            if "Weights only load failed" in msg:
+                raise CheckpointError(
+                    f"refusing to load {path}: it is not a plain weight file (the safe unpickler stopped at: "
+                    f"{msg.split(chr(10)*3)[-1].split(chr(10))[0] or msg.splitlines()[0]}). Unpickling it fully could run "
+                    f"arbitrary code, which this pack never does. Re-save its tensors as safetensors in a trusted "
+                    f"Python session of your own, then use that file."
+                ) from exc
+            if "central directory" in msg or "zip archive" in msg or isinstance(exc, (EOFError, zipfile.BadZipFile)):
+                raise CheckpointError(
+                    f"{path} is truncated or corrupt ({_describe_size(path)} on disk; {msg.splitlines()[0]}). "
+                    f"The download or copy did not finish: fetch the file again."
+                ) from exc
+            raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint: {msg.splitlines()[0]}") from exc
+    raise CheckpointError(f"{path} holds too many unknown bookkeeping objects to read safely.")
+
+
+def unwrap_state_dict(obj: object, path: Path | str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensor dict inside a training checkpoint (Lightning ``state_dict``, ``model``, ``module``)."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "module", "ema"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise CheckpointError(f"{path} holds no tensors at its top level or under 'state_dict': not a weight file.")
+
+
+def load_state_dict(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """All tensors of a weight file, unwrapped from any training-checkpoint container.
+
+    Pickle files are memory-mapped where their format allows, so the tensors are read from disk when
+    used rather than all at once.
+    """
+    path = check_exists(path)
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        return _load_safetensors(path, device)
+    return unwrap_state_dict(_torch_load(path, device), path)
+
+
+def load_state_dicts(paths: Iterable[str | os.PathLike], device="cpu") -> dict[str, torch.Tensor]:
+    """Several files merged into one dict (sharded checkpoints); a key found twice is an error."""
+    merged: dict[str, torch.Tensor] = {}
+    for p in paths:
+        sd = load_state_dict(p, device)
+        dup = merged.keys() & sd.keys()
+        if dup:
+            raise CheckpointError(f"{p} repeats {len(dup)} keys of an earlier file, e.g. {sorted(dup)[:3]}.")
+        merged.update(sd)
+    return merged
+
+
+def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write atomically: a crash never leaves a half-written file under the final name."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    try:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,65 @@
+"""Command-line entry point: ``python -m streaming_core <command> ...``.
+
+Each command lives in its own module under ``streaming_core.cli`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; only the chosen command's module is imported,
+so ``--help`` stays fast and one broken optional dependency cannot take every command down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("streaming_core.cli.demo", "run the whole long-video pipeline on tiny random models (no weights needed)"),
+    "generate": ("streaming_core.cli.generate", "text -> long video with StreamingT2V (initial chunk + CAM extension)"),
+    "refine": ("streaming_core.cli.refine", "enhance a long video with the randomized-blend refiner"),
+    "upscale": ("streaming_core.cli.upscale", "causal x4 video super-resolution with Stream-DiffVSR"),
+    "convert": ("streaming_core.cli.convert", "convert a pickle checkpoint (.ckpt/.pth/.bin) to safetensors once"),
+    "inspect": ("streaming_core.cli.inspect", "print the detected layout and components of a weight file or folder"),
+    "check-keys": ("streaming_core.cli.check_keys", "build a full-size model on the meta device and compare with an official key list"),
+    "verify-fixture": ("streaming_core.cli.verify_fixture", "run every case of a parity fixture directory against our implementation"),
+    "make-tiny": ("streaming_core.cli.make_tiny", "write tiny random weights under the real folder and file names"),
+    "bench": ("streaming_core.cli.bench", "seconds per frame and peak memory for each stage"),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m streaming_core",
+        description="StreamingT2V long-video generation and Stream-DiffVSR upscaling.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()),
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="command", help="one of the commands below")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        parser = _top_level_parser()
+        if not argv or argv[0] in ("-h", "--help"):
+            parser.print_help()
+            return 0 if argv else 2
+        parser.parse_args(argv[:1])  # prints the "invalid choice" error and exits 2
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"python -m streaming_core {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserFacingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+from ..errors import UserFacingError  # noqa: E402  (kept at the bottom: errors has no heavy imports)
