@@ -1,0 +1,56 @@
+"""mp4 round trip, incremental writing, atomic publish, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from streaming_core.errors import InputError
+from streaming_core.video_io import VideoWriter, iter_video_frames, read_video, video_info, write_video
+
+
+def _smooth_frames(n=9, h=32, w=48):
+    y = torch.linspace(0, 1, h)[:, None, None]
+    x = torch.linspace(0, 1, w)[None, :, None]
+    return torch.stack([(0.5 + 0.4 * torch.sin(6 * x + 4 * y + 0.3 * i + torch.tensor([0.0, 1.0, 2.0]))).expand(h, w, 3)
+                        for i in range(n)])
+
+
+def test_roundtrip_frames_size_and_fps(tmp_path):
+    frames = _smooth_frames()
+    path = write_video(tmp_path / "v.mp4", frames, fps=8)
+    info = video_info(path)
+    assert (info["width"], info["height"], info["fps"]) == (48, 32, 8)
+    back = read_video(path)
+    assert back.shape == frames.shape
+    assert (back - frames).abs().mean() < 0.03  # lossy codec, smooth content
+
+
+def test_incremental_writes_and_partial_reads(tmp_path):
+    frames = _smooth_frames(12)
+    with VideoWriter(tmp_path / "v.mp4", fps=10) as w:
+        for i in range(0, 12, 5):
+            w.write(frames[i:i + 5])
+    assert w.frames_written == 12
+    assert len(list(iter_video_frames(tmp_path / "v.mp4", start=3, limit=4))) == 4
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "v.mp4"
+    with pytest.raises(RuntimeError):
+        with VideoWriter(target) as w:
+            w.write(_smooth_frames(2))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InputError, match="even"):
+        write_video(tmp_path / "odd.mp4", torch.rand(2, 31, 48, 3))
+    with pytest.raises(InputError, match=r"\(F, H, W, 3\)"):
+        write_video(tmp_path / "gray.mp4", torch.rand(2, 32, 48))
+    with pytest.raises(InputError, match="not found"):
+        read_video(tmp_path / "missing.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    with pytest.raises(InputError, match="could not be opened"):
+        read_video(tmp_path / "junk.mp4")
