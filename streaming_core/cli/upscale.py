@@ -1,0 +1,109 @@
+"""``upscale``: causal x4 video super-resolution with Stream-DiffVSR, streamed frame by frame.
+
+Frames are decoded, upscaled and encoded one at a time, so memory does not depend on the length
+of the video. The output file appears only when the run completes; Ctrl-C stops within one
+denoising step and removes the unfinished file.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--sdvsr", required=True, metavar="DIR",
+                        help="Stream-DiffVSR folder in the hub layout (unet/, controlnet/, vae/, text_encoder/, ...)")
+    parser.add_argument("--raft", metavar="FILE",
+                        help="RAFT-large weights (raft_large_C_T_SKHT_V2-ff5fadd5.pth); default: looked up in DIR "
+                             "and its parent folder")
+    parser.add_argument("--video", required=True, metavar="IN", help="low-resolution input video")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output .mp4 (4x the input size)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-frame initial noise (CPU generator)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps per frame (the model is distilled for 4)")
+    parser.add_argument("--tile", default="auto", metavar="N|auto|0",
+                        help="RAFT tile side in output pixels: 0 = whole frame (official; RAFT memory grows with the "
+                             "4th power of the size), auto = tile only when RAFT would need more than ~6 GiB (default)")
+    parser.add_argument("--tile-overlap", type=int, default=128, help="overlap of RAFT tiles in output pixels")
+    parser.add_argument("--start", type=int, default=0, help="first input frame")
+    parser.add_argument("--frames", type=int, default=None, help="number of frames (default: all)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="UNet/ControlNet precision. fp32 (default) is the official setting (with TF32 matmuls "
+                             "on GPUs); bf16/fp16 halve their weight memory. The VAE and RAFT always run in fp32")
+    parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better)")
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def _tile(value: str):
+    from ..errors import InputError
+
+    if value in ("auto", "none", "off"):
+        return "auto" if value == "auto" else None
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"--tile must be a number of pixels, 0 or 'auto', got {value!r}") from None
+    return n if n > 0 else None
+
+
+class _ProgressLine:
+    """One self-overwriting stderr line: frames done, seconds per frame, estimated time left."""
+
+    def __init__(self, total_frames, steps: int):
+        self.total = total_frames
+        self.steps = steps
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, preview) -> None:
+        frames = done // self.steps
+        if preview is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = elapsed / max(frames, 1)
+        of = f"/{self.total}" if self.total else ""
+        left = f", ~{rate * (self.total - frames):.0f} s left" if self.total else ""
+        line = f"frame {frames}{of}  {rate:.2f} s/frame{left}"
+        if sys.stderr.isatty():
+            print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..checkpoints.sdvsr import load_sdvsr
+    from ..pipelines.upscale import upscale_stream
+    from ..video_io import VideoWriter, iter_video_frames, video_info
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
+    torch.backends.cudnn.allow_tf32 = True
+    info = video_info(args.video)
+    tile = _tile(args.tile)
+    total = info["frames"] - args.start if info["frames"] else None
+    if total is not None and args.frames is not None:
+        total = min(total, args.frames)
+    print(f"loading {args.sdvsr} on {device} ...", file=sys.stderr)
+    models = load_sdvsr(args.sdvsr, args.raft, device=device, dtype=_dtype(args.dtype))
+    frames = iter_video_frames(args.video, start=args.start, limit=args.frames)
+    stream = upscale_stream(models, frames, seed=args.seed, steps=args.steps, flow_tile=tile,
+                            flow_tile_overlap=args.tile_overlap, on_step=_ProgressLine(total, args.steps),
+                            total_frames=total)
+    written = 0
+    try:
+        with VideoWriter(args.out, fps=info["fps"], crf=args.crf) as writer:
+            for frame in stream:
+                writer.write(frame)
+                written += 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {written} frames; {args.out} was not written", file=sys.stderr)
+        return 130
+    print(f"\nwrote {written} frames to {args.out}", file=sys.stderr)
+    return 0
