@@ -78,14 +78,24 @@ def fuse_hard_cut(window_outputs: Sequence[torch.Tensor], windows: Sequence[Wind
     window that owns it."""
     if len(window_outputs) != len(windows) or len(offsets) != len(windows) - 1:
         raise ValueError("need one output per window and one offset per window after the first")
-    total = windows[-1].end
     if out is None:
         shape = list(window_outputs[0].shape)
-        shape[dim] = total
+        shape[dim] = windows[-1].end
         out = window_outputs[0].new_empty(shape)
-    for i, (w, value) in enumerate(zip(windows, window_outputs)):
-        skip = 0 if i == 0 else offsets[i - 1]
-        out.narrow(dim, w.start + skip, w.length - skip).copy_(value.narrow(dim, skip, w.length - skip))
+    for index, value in enumerate(window_outputs):
+        write_window(out, value, windows, offsets, index, dim)
+    return out
+
+
+def write_window(out: torch.Tensor, value: torch.Tensor, windows: Sequence[Window], offsets: Sequence[int],
+                 index: int, dim: int) -> torch.Tensor:
+    """Write window ``index``'s owned frames into ``out`` as soon as that window has run, so only one
+    window's output need exist besides the result (``fuse_hard_cut`` is this, for every window in order)."""
+    window = windows[index]
+    skip = 0 if index == 0 else offsets[index - 1]
+    if not 0 <= skip <= window.length:
+        raise ValueError(f"offset {skip} outside window {window}")
+    out.narrow(dim, window.start + skip, window.length - skip).copy_(value.narrow(dim, skip, window.length - skip))
     return out
 
 
@@ -97,3 +107,4 @@ def owner_of_frames(windows: Sequence[Window], offsets: Sequence[int]) -> list[i
         for f in range(w.start + skip, w.end):
             owner[f] = i
     return owner
+
