@@ -15,11 +15,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..parity import run_fixture
+    from ..parity import fixture_kind, run_fixture
     from ..parity.report import CaseResult
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    fixture_kind(args.fixture_dir)  # a wrong directory is a user error, not a failed case
     passed = failed = 0
     cases = run_fixture(args.fixture_dir, args.device)
     while True:

@@ -1,0 +1,239 @@
+"""Read the official StreamingT2V checkpoint (``streaming_t2v.ckpt``) and our safetensors copy of it.
+
+Both hold the official keys (``checkpoint['state_dict']`` of the Lightning ``VideoLDM``):
+``base_model.`` denoiser, ``unet.`` CAM encoder (naming trap), ``resampler.``, ``image_encoder.``,
+``text_encoder.``, ``vae.``. Our safetensors format is exactly those keys and tensors, with metadata
+``{"format": "streamingt2v", "layout": "official"}``; ``convert`` writes it.
+
+Every architecture number is read from tensor shapes, part by part, through ``load_component``, so
+the tiny test checkpoints and the 25 GB official file take the same path, and
+``key_report`` checks a full-size model built on the meta device by that same path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Sequence
+
+import torch
+
+from ..errors import CheckpointError
+from ..models.apm import ImageContextResampler, ResamplerConfig
+from ..models.cam import CAMEncoder
+from ..models.clip_image import OPEN_CLIP_TEXT_LEFTOVERS, OpenCLIPImageEncoder, VisionTowerConfig
+from ..models.streamingt2v import OFFICIAL_PREFIXES, StreamingT2V, StreamingT2VConfig
+from ..models.unet3d import UNet3D, UNet3DConfig
+from .components import load_component, meta_parameters, sub_state_dict
+from .keycheck import KeyReport, compare_shapes
+
+FORMAT_METADATA = {"format": "streamingt2v", "layout": "official"}
+ALL_COMPONENTS = tuple(OFFICIAL_PREFIXES)  # unet, cam, resampler, image_encoder, text_encoder, vae
+OFFICIAL_TENSOR_COUNTS = {"base_model.": 1703, "unet.": 682, "resampler.": 4, "image_encoder.": 398,
+                          "text_encoder.": 372, "vae.": 248}
+_DESCRIPTIONS = {
+    "unet": "denoising UNet (base_model.*)",
+    "cam": "CAM encoder (unet.*)",
+    "resampler": "APM resampler (resampler.*)",
+    "image_encoder": "OpenCLIP image encoder (image_encoder.*)",
+    "text_encoder": "CLIP text encoder (text_encoder.*)",
+    "vae": "VAE (vae.*)",
+}
+IMAGE_ENCODER_IGNORED = tuple("model." + k for k in OPEN_CLIP_TEXT_LEFTOVERS)
+
+
+# -- builders: config from the shapes of one component's tensors (prefix already removed) ----------
+def build_denoiser(sd: Mapping[str, torch.Tensor]) -> UNet3D:
+    config = UNet3DConfig.from_state_dict(sd)
+    if not (config.apm and config.cam_mergers):
+        raise ValueError("it has no APM mixers or no CAM mergers: a stock ModelScope UNet, not StreamingT2V's")
+    return UNet3D(config)
+
+
+def build_cam(sd: Mapping[str, torch.Tensor]) -> CAMEncoder:
+    return CAMEncoder(UNet3DConfig.from_state_dict(sd), tuple(CAMEncoder.frame_channels_from_state_dict(sd)))
+
+
+def build_resampler(sd: Mapping[str, torch.Tensor]) -> ImageContextResampler:
+    return ImageContextResampler(ResamplerConfig.from_state_dict(sd))
+
+
+def build_image_encoder(sd: Mapping[str, torch.Tensor]) -> OpenCLIPImageEncoder:
+    return OpenCLIPImageEncoder(VisionTowerConfig.from_state_dict(sd, "model.visual."))
+
+
+def build_text_encoder(sd: Mapping[str, torch.Tensor]):
+    from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
+
+    return CLIPTextEncoder(text_config_from_state_dict(sd, "text_model."))
+
+
+def build_vae(sd: Mapping[str, torch.Tensor]):
+    from ..models.vae import build_vae as _build, vae_config_from_state_dict
+
+    return _build(vae_config_from_state_dict(sd))
+
+
+BUILDERS = {
+    "unet": build_denoiser,
+    "cam": build_cam,
+    "resampler": build_resampler,
+    "image_encoder": build_image_encoder,
+    "text_encoder": build_text_encoder,
+    "vae": build_vae,
+}
+IGNORED = {"image_encoder": IMAGE_ENCODER_IGNORED}
+
+
+def frame_encoder_channels(cam: CAMEncoder) -> tuple[int, ...]:
+    enc = cam.controlnet_cond_embedding
+    return (enc.conv_in.out_channels,) + tuple(block.out_channels for block in enc.blocks[1::2])
+
+
+def config_of(modules: Mapping[str, torch.nn.Module]) -> StreamingT2VConfig:
+    """The container config of already-built component modules."""
+    cam = modules["cam"]
+    return StreamingT2VConfig(
+        unet=modules["unet"].config,
+        cam_unet=cam.config,
+        cam_frame_channels=frame_encoder_channels(cam),
+        resampler=modules["resampler"].config,
+        image_encoder=modules["image_encoder"].config if modules.get("image_encoder") is not None else None,
+        text_encoder=modules["text_encoder"].config if modules.get("text_encoder") is not None else None,
+        vae=dict(modules["vae"].config) if modules.get("vae") is not None else None,
+    )
+
+
+# -- layout detection and clear errors --------------------------------------------------------------
+def detect_layout(sd: Mapping[str, torch.Tensor]) -> str:
+    """'streamingt2v' (official prefixes), 'vidxtend', 'modelscope_unet', 'streamingt2v_denoiser' or 'unknown'."""
+    keys = sd.keys()
+    has = lambda p: any(k.startswith(p) for k in keys)  # noqa: E731
+    if has("controlnet.") and has("unet.cross_attention_merger_"):
+        return "vidxtend"
+    if has("base_model.") or has("unet.controlnet_cond_embedding."):
+        return "streamingt2v"
+    if "conv_in.weight" in keys and "down_blocks.0.resnets.0.conv1.weight" in keys:
+        return "streamingt2v_denoiser" if has("cross_attention_merger_") else "modelscope_unet"
+    return "unknown"
+
+
+def _layout_error(layout: str, source: str, sd: Mapping[str, torch.Tensor]) -> Optional[CheckpointError]:
+    if layout == "modelscope_unet":
+        return CheckpointError(
+            f"{source} looks like a stock ModelScope UNet (diffusers UNet3D keys without prefixes and without the "
+            f"223 CAM/APM tensors), not a StreamingT2V checkpoint: use it as the first-chunk model, and give "
+            f"streaming_t2v.ckpt (or its safetensors conversion) as the StreamingT2V model.")
+    if layout == "streamingt2v_denoiser":
+        return CheckpointError(
+            f"{source} holds only a StreamingT2V denoiser without its 'base_model.' prefix; the CAM encoder, "
+            f"resampler and the other parts are missing. Use the full streaming_t2v.ckpt.")
+    if layout == "vidxtend":
+        return CheckpointError(
+            f"{source} is the VidXTend repack of StreamingT2V (prefixes unet./controlnet.), whose 'unet.' is the "
+            f"denoiser rather than the CAM encoder; this loader reads the official layout (base_model./unet.). "
+            f"Use the VidXTend loader for it.")
+    if layout == "unknown":
+        prefixes = sorted({k.split(".", 1)[0] for k in sd})[:8]
+        return CheckpointError(
+            f"{source} is not a StreamingT2V checkpoint: none of its keys start with the official prefixes "
+            f"base_model./unet./resampler. (found top-level names: {', '.join(prefixes)}).")
+    return None
+
+
+def _check_prefixes(sd: Mapping[str, torch.Tensor], wanted: Sequence[str], allow_missing: Iterable[str],
+                    source: str) -> list[str]:
+    """Components of ``wanted`` present in ``sd``; error naming every absent one not allowed to be."""
+    counts = {name: sum(1 for k in sd if k.startswith(OFFICIAL_PREFIXES[name])) for name in wanted}
+    absent = [name for name in wanted if counts[name] == 0 and name not in set(allow_missing)]
+    if absent:
+        parts = ", ".join(f"{_DESCRIPTIONS[n]}: 0 of the {OFFICIAL_TENSOR_COUNTS[OFFICIAL_PREFIXES[n]]} tensors of "
+                          f"the official checkpoint" for n in absent)
+        raise CheckpointError(
+            f"{source} is missing {len(absent)} part(s) of StreamingT2V: {parts}. The file is incomplete or a "
+            f"different layout; for a file without some parts, load with allow_missing=({', '.join(map(repr, absent))},) "
+            f"and give those parts from another source.")
+    return [name for name in wanted if counts[name]]
+
+
+# -- loading ------------------------------------------------------------------------------------------
+def build_streamingt2v(
+    sd: Mapping[str, torch.Tensor],
+    *,
+    components: Sequence[str] = ALL_COMPONENTS,
+    allow_missing: Iterable[str] = (),
+    dtype: Optional[torch.dtype] = None,
+    device: str | torch.device = "cpu",
+    source: str = "checkpoint",
+) -> StreamingT2V:
+    """The container from an official-layout state dict. ``components``: the parts to load (the
+    denoiser, CAM encoder and resampler are always needed); ``allow_missing``: parts that may be
+    absent and then stay None (e.g. 'image_encoder' when the CLIP tower comes from another file)."""
+    unknown = set(components) - set(ALL_COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown StreamingT2V components {sorted(unknown)}; known: {ALL_COMPONENTS}")
+    components = tuple(dict.fromkeys(("unet", "cam", "resampler") + tuple(components)))
+    error = _layout_error(detect_layout(sd), source, sd)
+    if error is not None:
+        raise error
+    present = _check_prefixes(sd, components, set(allow_missing) - {"unet", "cam", "resampler"}, source)
+    modules = {}
+    for name in present:
+        modules[name] = load_component(sd, OFFICIAL_PREFIXES[name], BUILDERS[name], what=_DESCRIPTIONS[name],
+                                       dtype=dtype, device=device, ignore=IGNORED.get(name, ()), source=source)
+    return StreamingT2V.from_components(config_of(modules), **modules)
+
+
+def load_streamingt2v(path: str | os.PathLike, **kwargs) -> StreamingT2V:
+    """Load ``streaming_t2v.ckpt`` (safely: weights only, memory-mapped) or our safetensors copy.
+    Keyword arguments as ``build_streamingt2v``."""
+    from .files import load_state_dict
+
+    sd = load_state_dict(path)
+    return build_streamingt2v(sd, source=str(Path(path).name), **kwargs)
+
+
+def save_streamingt2v(model_or_sd, path: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> None:
+    """Our safetensors format: the official keys, atomically written, with the format metadata."""
+    from .files import save_safetensors
+
+    sd = model_or_sd.official_state_dict() if isinstance(model_or_sd, StreamingT2V) else dict(model_or_sd)
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    save_safetensors(sd, path, metadata=FORMAT_METADATA)
+
+
+# -- key coverage (check-keys) ----------------------------------------------------------------------
+class StreamingT2VKeyReport(KeyReport):
+    """Adds the official tensors that are accepted and deliberately unused."""
+
+    unused: list[str]
+
+    def lines(self, limit: int = 20) -> list[str]:
+        out = super().lines(limit)
+        if getattr(self, "unused", None):
+            out.insert(-1, f"  {len(self.unused)} mapped to unused (open_clip text-side leftovers, accepted and "
+                           f"dropped): " + ", ".join(self.unused[:limit]))
+        return out
+
+
+def key_report(spec: dict) -> StreamingT2VKeyReport:
+    """Build the full-size model on the meta device from the shapes in ``spec`` (the same config
+    inference as real loading) and compare its official-named keys and shapes with the list."""
+    official = {e["key"]: tuple(e["shape"]) for e in spec["entries"]}
+    sd = {k: torch.empty(shape, device="meta") for k, shape in official.items()}
+    modules = {}
+    for name, prefix in OFFICIAL_PREFIXES.items():
+        sub = sub_state_dict(sd, prefix, IGNORED.get(name, ()))
+        if sub:
+            with meta_parameters():
+                modules[name] = BUILDERS[name](sub)
+    model = StreamingT2V.from_components(config_of(modules), **modules)
+    ours = {k: tuple(v.shape) for k, v in model.official_state_dict().items()}
+    unused = sorted(k for k in official if k.startswith("image_encoder.")
+                    and k[len("image_encoder."):] in IMAGE_ENCODER_IGNORED)
+    ours.update({k: official[k] for k in unused})  # accepted by name, never built
+    base = compare_shapes("StreamingT2V (streaming_t2v.ckpt state_dict)", official, ours)
+    report = StreamingT2VKeyReport(base.model, base.expected, base.missing, base.unexpected, base.mismatched)
+    report.unused = unused
+    return report

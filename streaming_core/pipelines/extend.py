@@ -1,0 +1,205 @@
+"""One CAM extension chunk of StreamingT2V: the single implementation behind the long-video loop,
+the ComfyUI extender node and the parity check (spec §4.2).
+
+Given the last ``Fc`` (8) frames of the video so far as CAM conditioning, the prompt's text tokens
+and the anchor's APM tokens, it denoises a new ``num_frames`` (16) latent chunk with DDIM (50 steps,
+eta 1 by default). The caller keeps the chunk's last ``num_frames - Fc`` frames (its first frames
+re-synthesise the conditioning frames).
+
+Guidance:
+- joint (official): one scale over text and anchor together, 2 passes in ONE batch-2 forward:
+  [(empty text, grey-anchor tokens), (prompt, anchor tokens)];
+- paper eq. 12 (``anchor_guidance_scale`` different from ``guidance_scale``): 3 passes in one
+  batch-3 forward: (empty, grey), (empty, anchor), (prompt, anchor). Equal scales telescope to the
+  joint form and take the 2-pass path.
+
+Random draws follow the official order and layout so a seeded run reproduces it: the initial latents
+(B, 4, F, h, w) first, then at every step (eta > 0) the DDIM variance noise (B*F, 4, h, w)
+frame-major, all float32 from a CPU ``torch.Generator`` and then moved, so results do not depend on
+the device. The official run seeds one CPU generator with 33 and draws every chunk from it in turn:
+pass the same generator to every chunk of a video. Either draw can be injected instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+
+from ..errors import InputError
+from ..models.streamingt2v import StreamingT2V
+from ..progress import ProgressCallback, no_progress
+from ..sampling.ddim import ddim_step
+from ..sampling.guidance import cfg, text_anchor_guidance
+from ..sampling.schedules import DiscreteVPSchedule, modelscope_t2v_schedule
+
+OFFICIAL_SEED = 33
+OFFICIAL_STEPS = 50
+OFFICIAL_ETA = 1.0
+OFFICIAL_GUIDANCE = 7.5
+CHUNK_FRAMES = 16
+
+NoiseSource = Union[Sequence[torch.Tensor], Callable[[int], torch.Tensor]]
+
+
+@dataclass
+class ExtendConditioning:
+    """Everything an extension chunk conditions on besides the CAM frames; compute it once per video
+    (anchor, grey) and once per prompt (text)."""
+
+    text: torch.Tensor  # (B, 77, D) prompt tokens
+    uncond_text: torch.Tensor  # (B, 77, D) negative prompt tokens ('' officially)
+    anchor: torch.Tensor  # (B, 16, D) APM tokens of the anchor frame
+    uncond_anchor: torch.Tensor  # (B, 16, D) APM tokens of the grey (all-zero) frame
+
+
+def build_conditioning(model: StreamingT2V, prompt: str | Sequence[str], anchor: torch.Tensor,
+                       negative_prompt: str | Sequence[str] = "") -> ExtendConditioning:
+    """Tokens from prompts and anchor frame(s) (B, 3, H, W) or (B, F, 3, H, W) signed pixels."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+    anchor_tokens = model.anchor_tokens(anchor)
+    return ExtendConditioning(
+        text=model.encode_prompts(prompts),
+        uncond_text=model.encode_prompts(negatives),
+        anchor=anchor_tokens,
+        uncond_anchor=model.grey_anchor_tokens(batch=anchor_tokens.shape[0]),
+    )
+
+
+@dataclass
+class StepInfo:
+    """What ``step_hook`` sees after each step (debugging, parity traces)."""
+
+    index: int
+    timestep: int
+    eps_guided: torch.Tensor  # (B, C, F, h, w)
+    latents: torch.Tensor  # after the step
+    x0: torch.Tensor  # predicted clean latents of the step
+
+
+def uses_two_passes(guidance_scale: float, anchor_guidance_scale: Optional[float]) -> bool:
+    return anchor_guidance_scale is None or float(anchor_guidance_scale) == float(guidance_scale)
+
+
+def _batch(t: torch.Tensor, b: int, what: str) -> torch.Tensor:
+    if t.shape[0] == b:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(b, *t.shape[1:])
+    raise InputError(f"{what} has batch {t.shape[0]}, the CAM frames have {b}")
+
+
+def draw_official_noise(generator: torch.Generator, latent_shape: Sequence[int], steps: int, eta: float,
+                        draw_init: bool = True) -> tuple[Optional[torch.Tensor], list[torch.Tensor]]:
+    """The draws of one chunk in the official order: initial latents (B, C, F, h, w) (unless given),
+    then per step, when eta > 0, the DDIM variance noise (B*F, C, h, w) frame-major; float32 on the CPU."""
+    b, c, f, h, w = latent_shape
+    init = torch.randn(tuple(latent_shape), generator=generator, dtype=torch.float32) if draw_init else None
+    per_step = [torch.randn((b * f, c, h, w), generator=generator, dtype=torch.float32)
+                for _ in range(steps if eta > 0 else 0)]
+    return init, per_step
+
+
+def _noise(source: NoiseSource, index: int, shape, what: str) -> torch.Tensor:
+    noise = source(index) if callable(source) else source[index]
+    if tuple(noise.shape) != tuple(shape):
+        raise InputError(f"{what} must have shape {tuple(shape)}, got {tuple(noise.shape)}")
+    return noise.float()
+
+
+@torch.no_grad()
+def extend_chunk(
+    model: StreamingT2V,
+    cam_frames: torch.Tensor,
+    cond: ExtendConditioning,
+    *,
+    num_frames: int = CHUNK_FRAMES,
+    steps: int = OFFICIAL_STEPS,
+    eta: float = OFFICIAL_ETA,
+    guidance_scale: float = OFFICIAL_GUIDANCE,
+    anchor_guidance_scale: Optional[float] = None,
+    generator: Optional[torch.Generator] = None,
+    init_noise: Optional[torch.Tensor] = None,
+    variance_noise: Optional[NoiseSource] = None,
+    schedule: Optional[DiscreteVPSchedule] = None,
+    on_step: Optional[ProgressCallback] = None,
+    preview: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    step_hook: Optional[Callable[[StepInfo], None]] = None,
+) -> torch.Tensor:
+    """Denoise one chunk; returns its latents (B, 4, num_frames, h, w), float32, on the model's device.
+
+    cam_frames: (B, Fc, 3, H, W) signed pixels [-1, 1], the last Fc frames of the video so far.
+    cond: text / anchor tokens (``build_conditioning``); batch 1 broadcasts to B.
+    guidance_scale: the joint scale (official 7.5), and w_text of eq. 12; anchor_guidance_scale:
+        w_anchor of eq. 12, None = same as guidance_scale (official).
+    generator: CPU generator for the draws (default: a fresh one seeded 33, as officially).
+    init_noise: (B, 4, F, h, w) initial latents instead of drawing them.
+    variance_noise: per-step DDIM noise (B*F, 4, h, w), a list indexed by step or a function of it.
+    on_step(done, total, preview): called after every step; raising stops the run.
+    preview: optional x0 latents (B, 4, F, h, w) -> (F, H, W, 3) image for on_step.
+    step_hook: optional debug callback receiving a ``StepInfo`` after every step.
+    """
+    if cam_frames.ndim != 5 or cam_frames.shape[2] != 3:
+        raise InputError(f"CAM frames must be (B, Fc, 3, H, W) signed pixels, got {tuple(cam_frames.shape)}")
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}")
+    if eta < 0:
+        raise InputError(f"eta must be >= 0, got {eta}")
+    b, fc, _, height, width = cam_frames.shape
+    if num_frames < fc:
+        raise InputError(f"a chunk of {num_frames} frames cannot hold {fc} CAM conditioning frames")
+    scale = model.cam.controlnet_cond_embedding.downscale
+    if height % scale or width % scale:
+        raise InputError(f"frames of {height}x{width} pixels: height and width must be multiples of {scale} "
+                         f"(the VAE's 8x8 pixel latents); resize or crop the video")
+    device = model.device
+    schedule = schedule or modelscope_t2v_schedule()
+    generator = generator if generator is not None else torch.Generator().manual_seed(OFFICIAL_SEED)
+    if generator.device.type != "cpu":
+        raise InputError("extend_chunk draws its noise on the CPU (device-independent results, as officially): "
+                         "pass a CPU torch.Generator")
+    on_step = on_step or no_progress
+    channels = model.unet.config.in_channels
+    h, w = height // scale, width // scale
+
+    text, uncond_text = _batch(cond.text, b, "text tokens"), _batch(cond.uncond_text, b, "uncond text tokens")
+    anchor, grey = _batch(cond.anchor, b, "anchor tokens"), _batch(cond.uncond_anchor, b, "grey anchor tokens")
+    two_pass = uses_two_passes(guidance_scale, anchor_guidance_scale)
+    if two_pass:
+        contexts = [model.context(uncond_text, grey), model.context(text, anchor)]
+    else:
+        contexts = [model.context(uncond_text, grey), model.context(uncond_text, anchor), model.context(text, anchor)]
+    passes = len(contexts)
+    context = torch.cat(contexts).to(device)
+    frames = cam_frames.to(device).repeat(passes, 1, 1, 1, 1)
+
+    shape = (b, channels, num_frames, h, w)
+    frame_major = (b * num_frames, channels, h, w)
+    drawn_init, drawn_steps = draw_official_noise(generator, shape, steps if variance_noise is None else 0, eta,
+                                                  draw_init=init_noise is None)
+    x = (drawn_init if init_noise is None else _noise([init_noise], 0, shape, "init_noise")).to(device)
+    variance_noise = drawn_steps if variance_noise is None else variance_noise
+    timesteps = schedule.timesteps(steps)
+    for i, t in enumerate(timesteps.tolist()):
+        eps = model.predict_noise(x.repeat(passes, 1, 1, 1, 1), t, context, frames).float()
+        parts = eps.chunk(passes)
+        if two_pass:
+            guided = cfg(parts[0], parts[1], guidance_scale)
+        else:
+            guided = text_anchor_guidance(parts[0], parts[1], parts[2], guidance_scale, anchor_guidance_scale)
+        noise = None
+        if eta > 0:
+            noise = _noise(variance_noise, i, frame_major, f"variance noise of step {i}").to(device)
+            noise = noise.reshape(b, num_frames, channels, h, w).permute(0, 2, 1, 3, 4)
+        x, x0 = ddim_step(schedule, guided, t, x, steps, eta, noise)
+        if step_hook is not None:
+            step_hook(StepInfo(i, t, guided, x, x0))
+        on_step(i + 1, steps, preview(x0) if preview is not None else None)
+    return x
+
+
+def decode_chunk(model: StreamingT2V, latents: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
+    """(B, 4, F, h, w) latents -> (B, F, 3, H, W) unit pixels in [0, 1] (VAE in frame slices)."""
+    return model.decode_latents(latents, slice_size)

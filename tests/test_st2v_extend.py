@@ -1,0 +1,132 @@
+"""One CAM extension chunk (pipelines/extend.py): guidance passes, the official random-draw order,
+progress and cancellation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from streaming_core.errors import Cancelled, InputError
+from streaming_core.pipelines import extend as extend_module
+from streaming_core.pipelines.extend import ExtendConditioning, extend_chunk
+from st2v_shared import tiny_model
+
+STEPS = 2
+FRAMES, CAM_FRAMES = 8, 4  # mechanics only: the official 16 / 8 shape runs in the parity fixture test
+
+
+def _conditioning(seed: int = 1) -> ExtendConditioning:
+    gen = torch.Generator().manual_seed(seed)
+    return ExtendConditioning(text=torch.randn(1, 77, 1024, generator=gen),
+                              uncond_text=torch.randn(1, 77, 1024, generator=gen),
+                              anchor=torch.randn(1, 16, 1024, generator=gen),
+                              uncond_anchor=torch.randn(1, 16, 1024, generator=gen))
+
+
+def _frames(seed: int = 2) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(1, CAM_FRAMES, 3, 64, 64, generator=gen) * 2 - 1
+
+
+class _BatchRecorder:
+    """Records the batch size of every denoiser and CAM forward."""
+
+    def __init__(self, model):
+        self.unet, self.cam = [], []
+        self.handles = [model.unet.register_forward_pre_hook(lambda m, a: self.unet.append(a[0].shape[0])),
+                        model.cam.register_forward_pre_hook(lambda m, a: self.cam.append(a[0].shape[0]))]
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def test_equal_scales_use_two_passes_and_match_eq12_three_passes(monkeypatch):
+    model = tiny_model()
+    cond, frames = _conditioning(), _frames()
+    rec = _BatchRecorder(model)
+    try:
+        joint = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, guidance_scale=7.5, anchor_guidance_scale=7.5,
+                             generator=torch.Generator().manual_seed(4))
+        assert rec.unet == [2] * STEPS  # [uncond, cond] in one forward per step
+        rec.unet.clear(), rec.cam.clear()
+        # force the 3-pass eq. 12 path with the same scales: it must telescope to the joint result
+        monkeypatch.setattr(extend_module, "uses_two_passes", lambda *a: False)
+        eq12 = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, guidance_scale=7.5, anchor_guidance_scale=7.5,
+                            generator=torch.Generator().manual_seed(4))
+        assert rec.unet == [3] * STEPS
+        assert rec.cam == [2] * STEPS  # (empty, grey) and (empty, anchor) share one CAM row
+    finally:
+        rec.close()
+    torch.testing.assert_close(eq12, joint, rtol=1e-4, atol=1e-4)
+
+
+def test_different_scales_use_three_passes_and_change_the_result():
+    model = tiny_model()
+    cond, frames = _conditioning(), _frames()
+    rec = _BatchRecorder(model)
+    try:
+        a = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, guidance_scale=7.5, anchor_guidance_scale=2.0,
+                         generator=torch.Generator().manual_seed(4))
+    finally:
+        rec.close()
+    assert rec.unet == [3] * STEPS
+    b = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, generator=torch.Generator().manual_seed(4))
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_generator_draws_follow_the_official_order():
+    """Unless injected, the initial latents (B,4,F,h,w) are drawn first and then, at every step, the
+    DDIM variance noise (B*F,4,h,w) frame-major, all from the one CPU generator."""
+    model = tiny_model()
+    cond, frames = _conditioning(), _frames()
+    drawn = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, generator=torch.Generator().manual_seed(33))
+    gen = torch.Generator().manual_seed(33)
+    init = torch.randn(1, 4, FRAMES, 8, 8, generator=gen)
+    steps = [torch.randn(FRAMES, 4, 8, 8, generator=gen) for _ in range(STEPS)]
+    injected = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, init_noise=init, variance_noise=steps,
+                            generator=torch.Generator().manual_seed(999))
+    assert torch.equal(drawn, injected)
+    default = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS)  # official default seed 33
+    assert torch.equal(default, drawn)
+
+
+def test_progress_and_cancel():
+    model = tiny_model()
+    cond, frames = _conditioning(), _frames()
+    calls = []
+    extend_chunk(model, frames, cond, num_frames=FRAMES, steps=3, on_step=lambda d, t, p: calls.append((d, t, p)),
+                 preview=lambda x0: torch.zeros(x0.shape[2], 4, 4, 3))
+    assert [(d, t) for d, t, _ in calls] == [(1, 3), (2, 3), (3, 3)]
+    assert calls[0][2].shape == (FRAMES, 4, 4, 3)
+
+    rec = _BatchRecorder(model)
+
+    def stop(done, total, preview):
+        raise Cancelled("user stop")
+
+    try:
+        with pytest.raises(Cancelled):
+            extend_chunk(model, frames, cond, num_frames=FRAMES, steps=5, on_step=stop)
+    finally:
+        rec.close()
+    assert len(rec.unet) == 1  # stopped right after the first step
+
+
+def test_bad_inputs_are_explained():
+    model = tiny_model()
+    cond = _conditioning()
+    with pytest.raises(InputError, match="multiples of 8"):
+        extend_chunk(model, torch.zeros(1, CAM_FRAMES, 3, 76, 64), cond, steps=1)
+    with pytest.raises(InputError, match="variance noise of step 0"):
+        extend_chunk(model, _frames(), cond, num_frames=FRAMES, steps=1, variance_noise=[torch.zeros(3)])
+    with pytest.raises(InputError, match="cannot hold"):
+        extend_chunk(model, _frames(), cond, steps=1, num_frames=CAM_FRAMES - 1)
+
+
+def test_sizes_that_are_multiples_of_8_but_not_64_work():
+    """The UNet upsamples to its skips' sizes, so 72x56 pixels (9x7 latents) need no padding."""
+    model = tiny_model()
+    latents = extend_chunk(model, torch.rand(1, CAM_FRAMES, 3, 72, 56) * 2 - 1, _conditioning(), num_frames=FRAMES,
+                           steps=1)
+    assert latents.shape[-2:] == (9, 7) and torch.isfinite(latents).all()
