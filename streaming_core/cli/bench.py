@@ -1,0 +1,87 @@
+"""``python -m streaming_core bench``: seconds per generated frame and peak memory, per stage.
+
+Tiny random models by default (any device, seconds on a CPU); ``--full`` builds the real-size
+networks with random weights directly on a GPU (no weights file). Stages other than the
+generation ones come from their pipeline modules (``streaming_core.pipelines.refine`` /
+``upscale`` with a ``benchmark(...)`` function, see ``streaming_core.benchmark``) and are skipped
+with a message where absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import torch
+
+from ..errors import InputError
+
+STAGES = ("initial", "extend", "refine", "upscale")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+OTHER_STAGE_MODULES = {"refine": "streaming_core.pipelines.refine", "upscale": "streaming_core.pipelines.upscale"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", choices=STAGES + ("all",), default="all", help="which stage (default: all)")
+    parser.add_argument("--full", action="store_true",
+                        help="full-size networks with random weights, built on the GPU (needs ~14 GB in fp16)")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default=None,
+                        help="precision (default: fp16 on a GPU, fp32 on the CPU)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="denoising steps to time (default 3 tiny, 5 full; results are scaled to the official counts)")
+
+
+def resolve(args) -> tuple[torch.device, torch.dtype]:
+    from .generate import pick_device
+
+    device = pick_device(args.device)
+    if args.full and device.type != "cuda":
+        raise InputError("--full builds the full-size networks (about 3.4 billion parameters) and is meant for a "
+                         "GPU: run it with --device cuda on a machine with one. Without --full the tiny models "
+                         "run anywhere.")
+    if args.steps is not None and args.steps < 2:
+        raise InputError("--steps must be at least 2 (one step is timed separately to split off fixed costs)")
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
+    return device, dtype
+
+
+def _other_stage(stage: str, full: bool, device, dtype, steps):
+    try:
+        module = importlib.import_module(OTHER_STAGE_MODULES[stage])
+    except ImportError:
+        print(f"{stage:<8} skipped: {OTHER_STAGE_MODULES[stage]} is not part of this installation", file=sys.stderr)
+        return []
+    if not hasattr(module, "benchmark"):
+        print(f"{stage:<8} skipped: {OTHER_STAGE_MODULES[stage]} has no benchmark() yet", file=sys.stderr)
+        return []
+    result = module.benchmark(full=full, device=str(device), dtype=dtype, steps=steps)
+    return result if isinstance(result, (list, tuple)) else [result]
+
+
+def run(args) -> int:
+    from ..pipelines import generate_benchmark
+
+    device, dtype = resolve(args)
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    print(f"benchmark on {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+          f"{'full-size random' if args.full else 'tiny random'} models, {str(dtype).replace('torch.', '')}",
+          file=sys.stderr)
+    results = []
+    if "initial" in stages or "extend" in stages:
+        models = generate_benchmark.build_models(args.full, device, dtype, need_base="initial" in stages)
+        if "initial" in stages:
+            results.append(generate_benchmark.benchmark_initial(full=args.full, device=device, dtype=dtype,
+                                                                steps=args.steps, models=models))
+            print(results[-1].line())
+        if "extend" in stages:
+            results.append(generate_benchmark.benchmark_extend(full=args.full, device=device, dtype=dtype,
+                                                               steps=args.steps, models=models))
+            print(results[-1].line())
+        del models
+    for stage in ("refine", "upscale"):
+        if stage in stages:
+            for result in _other_stage(stage, args.full, device, dtype, args.steps):
+                print(result.line() if hasattr(result, "line") else result)
+    return 0

@@ -1,0 +1,241 @@
+"""``python -m streaming_core generate``: text -> long video (initial chunk + CAM extensions) -> mp4.
+
+Frames are streamed to the mp4 as chunks finish (nothing of the video is kept in memory), and after
+every chunk a resume state is saved next to the output (``OUT.mp4.state/``); an interrupted run
+continues with ``--resume OUT.mp4.state`` to exactly the video an uninterrupted run writes. The state
+is deleted after a finished run unless ``--keep-state``.
+
+Without ``--st2v``/``--base`` the weights are looked for under ``--models-dir`` (default ./models):
+``streamingt2v/streaming_t2v.ckpt`` (or ``.safetensors``) and the ModelScope folder
+``streamingt2v/text-to-video-ms-1.7b/`` (or ``zeroscope_v2_576w/``, or ``streamingt2v/unet/``). When
+no weights exist at all, it says so loudly and runs the tiny-model demo instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..errors import CheckpointError, InputError
+
+DEFAULT_MODELS_DIR = "models"
+ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+# -- arguments -------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_generation_arguments(parser)
+    g = parser.add_argument_group("models")
+    g.add_argument("--st2v", help="StreamingT2V checkpoint (streaming_t2v.ckpt or its safetensors conversion)")
+    g.add_argument("--base", help="stock ModelScope text-to-video UNet for the first chunk: the "
+                                  "text-to-video-ms-1.7b (or zeroscope_v2_576w) folder or its unet file")
+    g.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
+                   help="where to look for the weights when --st2v/--base are not given (default: ./models)")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda when available)")
+    g.add_argument("--dtype", choices=("auto",) + tuple(DTYPES), default="auto",
+                   help="model precision (default: fp16 on a GPU, fp32 on the CPU)")
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    """The options ``generate`` and ``demo`` share."""
+    parser.add_argument("--prompt", action="append", required=not demo, default=None,
+                        help="the text; repeat it for one prompt per chunk (first chunk first; the last repeats)")
+    parser.add_argument("--negative-prompt", default="", help="what to steer away from (default: none, as official)")
+    parser.add_argument("--frames", type=int, default=24, help="length of the video in frames (at least 16)")
+    parser.add_argument("--seed", type=int, default=0, help="controls every random draw of the run")
+    parser.add_argument("--out", default="streamingt2v.mp4", help="output mp4")
+    parser.add_argument("--fps", type=float, default=8.0, help="frame rate of the mp4 (default 8, as official)")
+    parser.add_argument("--anchor", help="image for the APM anchor (default: frame 0 of the first chunk); other "
+                                         "sizes are centre-cropped to the video's aspect ratio and resized")
+    parser.add_argument("--init-video", help="extend this video instead of generating a first chunk "
+                                             "(its size must be a multiple of 8; --frames counts its frames too)")
+    parser.add_argument("--resume", metavar="STATE", help="continue an interrupted run from its state folder")
+    parser.add_argument("--state", metavar="DIR", help="where to keep the resume state (default: OUT.state)")
+    parser.add_argument("--keep-state", action="store_true", help="keep the resume state after a finished run")
+    g = parser.add_argument_group("sampling")
+    g.add_argument("--steps", type=int, default=3 if demo else 50, help="DDIM steps per extension chunk")
+    g.add_argument("--eta", type=float, default=1.0, help="DDIM eta of the extensions (official 1.0)")
+    g.add_argument("--guidance", type=float, default=None,
+                   help="joint text+anchor guidance of the extensions (official 7.5)")
+    g.add_argument("--text-guidance", type=float, default=None, help="eq. 12 of the paper: text scale")
+    g.add_argument("--anchor-guidance", type=float, default=None, help="eq. 12 of the paper: anchor scale")
+    g.add_argument("--rng", choices=("per_chunk", "official"), default="per_chunk",
+                   help="per_chunk: each chunk's noise from (seed, chunk); official: one generator in turn")
+    g.add_argument("--base-steps", type=int, default=3 if demo else 50, help="steps of the first chunk")
+    g.add_argument("--base-guidance", type=float, default=9.0, help="guidance of the first chunk (official 9.0)")
+    g.add_argument("--sampler", choices=("dpmpp_2m", "ddim"), default="dpmpp_2m",
+                   help="first-chunk sampler (official: DPM-Solver++ 2M)")
+    g.add_argument("--height", type=int, default=64 if demo else 256, help="frame height, a multiple of 8")
+    g.add_argument("--width", type=int, default=64 if demo else 256, help="frame width, a multiple of 8")
+
+
+def extension_settings(args):
+    from ..pipelines.long_video import ExtensionSettings
+
+    if args.guidance is not None and (args.text_guidance is not None or args.anchor_guidance is not None):
+        raise InputError("give either --guidance (one joint scale) or --text-guidance/--anchor-guidance "
+                         "(the paper's separate scales), not both.")
+    text = args.text_guidance if args.text_guidance is not None else args.guidance
+    return ExtensionSettings(
+        prompts=args.prompt or [], negative_prompt=args.negative_prompt, seed=args.seed, steps=args.steps,
+        eta=args.eta, guidance=7.5 if text is None else text, anchor_guidance=args.anchor_guidance, rng=args.rng)
+
+
+def initial_settings(args):
+    from ..pipelines.long_video import InitialChunkSettings
+
+    return InitialChunkSettings(steps=args.base_steps, guidance=args.base_guidance, sampler=args.sampler,
+                                height=args.height, width=args.width)
+
+
+# -- weights ---------------------------------------------------------------------------------------
+def find_st2v(models_dir: str | Path) -> Optional[Path]:
+    folder = Path(models_dir) / "streamingt2v"
+    return next((folder / n for n in ST2V_FILE_NAMES if (folder / n).is_file()), None)
+
+
+def find_base(models_dir: str | Path) -> Optional[Path]:
+    from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file
+
+    folder = Path(models_dir) / "streamingt2v"
+    for candidate in [folder / n for n in BASE_FOLDER_NAMES] + [folder / "unet"]:
+        if candidate.is_dir():
+            try:
+                return find_unet_file(candidate)
+            except CheckpointError:
+                continue
+    return None
+
+
+def pick_device(name: Optional[str]) -> torch.device:
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"--device {name!r} is not a device name (e.g. cuda, cuda:1, cpu)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name} asked for, but PyTorch sees no CUDA GPU here; use --device cpu.")
+    return device
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return DTYPES[name]
+
+
+def read_image(path: str) -> torch.Tensor:
+    """(H, W, 3) float 0..1 from an image file."""
+    try:
+        from PIL import Image
+    except ImportError as exc:  # pragma: no cover - Pillow comes with torchvision and ComfyUI
+        raise InputError("reading the anchor image needs Pillow (pip install pillow)") from exc
+    if not Path(path).is_file():
+        raise InputError(f"anchor image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            data = torch.frombuffer(bytearray(img.convert("RGB").tobytes()), dtype=torch.uint8)
+            width, height = img.size
+    except OSError as exc:
+        raise InputError(f"{path} could not be read as an image ({exc})") from exc
+    return data.reshape(height, width, 3).float() / 255.0
+
+
+# -- running ---------------------------------------------------------------------------------------
+def render(args, model, base_unet, label: str = "") -> int:
+    """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
+    from ..pipelines.long_video import extend_video, generate_long_video
+    from ..pipelines.run_folder import RunFolder
+    from ..video_io import VideoWriter, read_video
+    from .progress_bar import ProgressBar
+
+    settings = extension_settings(args)
+    initial = initial_settings(args) if not args.init_video else None
+    anchor = read_image(args.anchor) if args.anchor else None
+    out = Path(args.out)
+    folder = RunFolder(args.resume or args.state or str(out) + ".state")
+    if not args.resume and folder.exists():
+        raise InputError(f"an unfinished run left its resume state at {folder.path}: continue it with "
+                         f"--resume {folder.path}, or delete that folder to start over.")
+    progress = ProgressBar(label)
+    written = 0
+
+    with VideoWriter(out, fps=args.fps) as writer:
+        def on_chunk(done) -> None:
+            nonlocal written
+            writer.write(done.frames[:done.keep])
+            written += done.keep
+            folder.record(done)
+
+        common = dict(anchor=anchor, on_step=progress, on_chunk=on_chunk, keep_frames=False)
+        try:
+            if args.resume:
+                state = folder.load_state()
+                for frames in folder.iter_frames(state):
+                    frames = frames[: max(0, args.frames - written)]
+                    if len(frames):
+                        writer.write(frames)
+                        written += len(frames)
+                if state.params.get("start", {}).get("kind") == "video":
+                    extend_video(model, None, args.frames, settings, resume=state, **common)
+                else:
+                    generate_long_video(model, base_unet, args.frames, settings, initial, resume=state, **common)
+            elif args.init_video:
+                video = read_video(args.init_video)
+                if args.frames <= len(video):
+                    raise InputError(f"{args.init_video} already has {len(video)} frames; ask for more with --frames.")
+                writer.write(video)
+                written += len(video)
+                folder.record_start(video)
+                extend_video(model, video, args.frames, settings, **common)
+            else:
+                generate_long_video(model, base_unet, args.frames, settings, initial, **common)
+        except (KeyboardInterrupt, Exception) as exc:
+            if folder.exists() and not isinstance(exc, InputError):
+                print(f"\nstopped after {written} frames; continue with: --resume {folder.path}", file=sys.stderr)
+            raise
+    if not args.keep_state:
+        folder.remove()
+    return written
+
+
+def run(args) -> int:
+    from .demo import run_demo
+
+    st2v_path = Path(args.st2v) if args.st2v else find_st2v(args.models_dir)
+    needs_base = not args.init_video and not args.resume
+    base_path = Path(args.base) if args.base else (find_base(args.models_dir) if needs_base else None)
+    if st2v_path is None and base_path is None and not args.st2v and not args.base:
+        print("=" * 78 + "\nNO WEIGHTS FOUND: neither --st2v/--base were given nor was anything found under "
+              f"{Path(args.models_dir).resolve()}/streamingt2v/.\nRunning the PIPELINE DEMO on tiny RANDOM models "
+              "instead: the video shows the pipeline works end to end,\nit is NOT a trained model's output. Put "
+              "the real weights there (see README) for real videos.\n" + "=" * 78, file=sys.stderr)
+        return run_demo(args)
+    if st2v_path is None:
+        raise CheckpointError(f"no StreamingT2V checkpoint: give --st2v, or put streaming_t2v.ckpt under "
+                              f"{Path(args.models_dir) / 'streamingt2v'}.")
+    if needs_base and base_path is None:
+        raise CheckpointError(f"no ModelScope UNet for the first chunk: give --base (the text-to-video-ms-1.7b "
+                              f"folder or its unet/diffusion_pytorch_model.safetensors), or put that folder under "
+                              f"{Path(args.models_dir) / 'streamingt2v'}; or start from a video with --init-video.")
+
+    from ..checkpoints.modelscope import load_modelscope_unet
+    from ..checkpoints.st2v import load_streamingt2v
+
+    device = pick_device(args.device)
+    dtype = pick_dtype(args.dtype, device)
+    print(f"loading {st2v_path} ...", file=sys.stderr)
+    model = load_streamingt2v(st2v_path, dtype=dtype, device=device)
+    base = None
+    if base_path is not None:
+        print(f"loading {base_path} ...", file=sys.stderr)
+        base = load_modelscope_unet(base_path, dtype=dtype, device=device)
+    written = render(args, model, base)
+    print(f"wrote {args.out}: {written} frames at {args.fps:g} fps", file=sys.stderr)
+    return 0

@@ -1,0 +1,137 @@
+"""The first chunk of a long video: 16 frames from the stock ModelScope text-to-video UNet (spec §0).
+
+Officially diffusers' ``TextToVideoSDPipeline`` with ``DPMSolverMultistepScheduler`` built from the
+ModelScope DDIM config, 50 steps, guidance 9.0, no negative prompt, 256x256. The same computation
+here: prompt and negative prompt encoded by the StreamingT2V checkpoint's text encoder (the same
+frozen ModelScope text encoder), [uncond, cond] in one batched UNet forward, DPM-Solver++(2M) or
+DDIM, the VAE decoding frames in slices.
+
+The initial noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` and then moved,
+so a seed gives the same chunk on every device (the official run drew on a CUDA generator, which no
+CPU can reproduce; diffusers with ``generator=torch.Generator("cpu").manual_seed(seed)`` matches).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..errors import InputError
+from ..models.unet3d import UNet3D
+from ..progress import ProgressCallback, no_progress
+from ..sampling.ddim import ddim_step
+from ..sampling.dpm_solver import dpm_solver_plan, modelscope_dpm_solver_schedule, sample_dpmpp_2m
+from ..sampling.guidance import cfg
+from ..sampling.schedules import modelscope_t2v_schedule
+from .checks import check_prompt, check_scale, check_seed, check_size, check_steps, LATENT_FACTOR
+from .frames import unit_to_image
+
+OFFICIAL_STEPS = 50
+OFFICIAL_GUIDANCE = 9.0  # diffusers' TextToVideoSDPipeline default; the official call does not set it
+OFFICIAL_SIZE = 256
+CHUNK_FRAMES = 16
+SAMPLERS = ("dpmpp_2m", "ddim")
+
+
+def _check_text_model(st2v) -> None:
+    for name in ("text_encoder", "vae"):
+        if getattr(st2v, name, None) is None:
+            raise InputError(f"the first chunk needs the StreamingT2V checkpoint's {name.replace('_', ' ')}, and "
+                             f"this StreamingT2V model was loaded without one. Load the full checkpoint.")
+
+
+def _check_unet(unet: UNet3D, text_width: int) -> None:
+    config = getattr(unet, "config", None)
+    if config is None or not hasattr(config, "cross_attention_dim"):
+        raise InputError("the first-chunk model must be a ModelScope UNet3D (load it with "
+                         "streaming_core.checkpoints.modelscope.load_modelscope_unet)")
+    if config.cam_mergers or config.apm:
+        raise InputError("the first-chunk model is a StreamingT2V denoiser (it has CAM/APM layers); the first "
+                         "chunk needs the stock ModelScope text-to-video UNet.")
+    if config.cross_attention_dim != text_width:
+        raise InputError(f"the ModelScope UNet expects {config.cross_attention_dim}-wide text tokens but the "
+                         f"StreamingT2V text encoder makes {text_width}-wide ones: the two checkpoints do not "
+                         f"belong together.")
+
+
+@torch.no_grad()
+def generate_initial_chunk(
+    unet: UNet3D,
+    st2v,
+    prompt: str,
+    *,
+    negative_prompt: str = "",
+    seed: int = 0,
+    steps: int = OFFICIAL_STEPS,
+    guidance: float = OFFICIAL_GUIDANCE,
+    height: int = OFFICIAL_SIZE,
+    width: int = OFFICIAL_SIZE,
+    frames: int = CHUNK_FRAMES,
+    sampler: str = "dpmpp_2m",
+    eta: float = 0.0,
+    generator: Optional[torch.Generator] = None,
+    init_noise: Optional[torch.Tensor] = None,
+    on_step: Optional[ProgressCallback] = None,
+    output_device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Text -> the first ``frames`` frames, an IMAGE batch (F, H, W, 3) float32 in 0..1.
+
+    unet: the stock ModelScope UNet3D (``checkpoints.modelscope``); st2v: the StreamingT2V model,
+        whose text encoder and VAE are used.
+    sampler: "dpmpp_2m" (official: DPM-Solver++ 2M as the official scheduler config makes it) or
+        "ddim" (with ``eta``; its noise comes from the same generator after the initial draw).
+    generator: CPU generator for every draw (default: seeded with ``seed``); init_noise: (1, 4, F,
+        h, w) latents instead of the first draw.
+    on_step(done, total, preview): after every step; the last call carries the decoded frames as
+        preview. Raising from it stops the run.
+    """
+    prompt = check_prompt(prompt)
+    negative_prompt = check_prompt(negative_prompt, "negative prompt")
+    check_size(height, width)
+    check_steps(steps)
+    guidance = check_scale("guidance", guidance)
+    if not isinstance(frames, int) or frames < 1:
+        raise InputError(f"frames must be a positive whole number, got {frames!r}")
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if check_scale("eta", eta) < 0:
+        raise InputError(f"eta must be 0 or more, got {eta}")
+    _check_text_model(st2v)
+    on_step = on_step or no_progress
+    generator = generator if generator is not None else torch.Generator().manual_seed(check_seed(seed))
+
+    device, dtype = unet.conv_in.weight.device, unet.dtype
+    context = st2v.encode_prompts([negative_prompt, prompt])  # batch order [uncond, cond], as diffusers
+    _check_unet(unet, context.shape[-1])
+    context = context.to(device, dtype)
+    shape = (1, unet.config.in_channels, frames, height // LATENT_FACTOR, width // LATENT_FACTOR)
+    if init_noise is None:
+        x = torch.randn(shape, generator=generator, dtype=torch.float32)
+    elif tuple(init_noise.shape) != shape:
+        raise InputError(f"init_noise must have shape {shape}, got {tuple(init_noise.shape)}")
+    else:
+        x = init_noise.float()
+    x = x.to(device)
+
+    def guided_eps(latents: torch.Tensor, t: int) -> torch.Tensor:
+        out = unet(latents.repeat(2, 1, 1, 1, 1).to(dtype), t, context).float()
+        uncond, cond = out.chunk(2)
+        return cfg(uncond, cond, guidance)
+
+    def report(i: int) -> None:
+        if i + 1 < steps:  # the last step is reported with the decoded frames
+            on_step(i + 1, steps, None)
+
+    if sampler == "dpmpp_2m":
+        x = sample_dpmpp_2m(guided_eps, x, dpm_solver_plan(modelscope_dpm_solver_schedule(), steps), report)
+    else:
+        schedule = modelscope_t2v_schedule()
+        for i, t in enumerate(schedule.timesteps(steps).tolist()):
+            noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) if eta > 0 else None
+            x, _ = ddim_step(schedule, guided_eps(x, t), t, x, steps, eta, noise)
+            report(i)
+
+    video = unit_to_image(st2v.decode_latents(x)[0]).to(output_device)
+    on_step(steps, steps, video.detach().cpu())
+    return video

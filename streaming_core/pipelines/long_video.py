@@ -1,0 +1,450 @@
+"""The Chunk Loop: a long video from an initial chunk (or any video) by repeated CAM extension.
+
+Bookkeeping (official, spec §4.1): chunk 0 is the first 16 frames (the stock ModelScope chunk, or
+any video given as the start); every extension conditions on the last 8 frames of the video so far,
+generates 16 and keeps its frames 8..15, so each adds 8 frames. Whole chunks are generated and the
+result is trimmed to the requested length, so any length works (the official code rounds down to
+16 + 8k and needs at least 16).
+
+Prompts: one prompt, or one per *generated* chunk in order (with the initial chunk, the first prompt
+is its prompt; when extending a given video, the first prompt is the first extension's). With fewer
+prompts than chunks the last prompt repeats.
+
+Seeds: the seed controls every draw. ``rng="per_chunk"`` (default) gives chunk ``k`` its own CPU
+generator seeded from (seed, k), the initial chunk the seed itself: a chunk's noise depends only on
+the seed and its index, so results are the same on every device, for every target length, and after
+a resume. ``rng="official"`` draws all extensions from one CPU generator seeded with ``seed`` in
+turn, as the official code does with its fixed seed 33 (whose state the resume state then carries).
+
+Memory: only the chunk being generated, its 8 conditioning frames and the anchor live on the model's
+device. Finished frames go to ``output_device`` (host) as each chunk ends, and ``on_chunk`` receives
+them with a ``LoopState`` to save, so long runs can stream frames to a file (``keep_frames=False``)
+and resume after an interruption (``resume=``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..errors import InputError
+from ..progress import ProgressCallback, no_progress
+from . import extend as extend_step
+from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
+                     check_prompts, check_scale, check_seed, check_size, check_steps)
+from .frames import as_image_batch, fit_image, image_to_signed, unit_to_image
+
+RNG_MODES = ("per_chunk", "official")
+STATE_VERSION = 1
+
+
+# -- settings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExtensionSettings:
+    """How every extension chunk is made. ``guidance`` is the official joint scale (text and anchor
+    together); give ``anchor_guidance`` for the paper's eq. 12, where ``guidance`` is then w_text."""
+
+    prompts: Sequence[str]
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = extend_step.OFFICIAL_STEPS
+    eta: float = extend_step.OFFICIAL_ETA
+    guidance: float = extend_step.OFFICIAL_GUIDANCE
+    anchor_guidance: Optional[float] = None
+    rng: str = "per_chunk"
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        set_("prompts", tuple(check_prompts(self.prompts)))
+        set_("negative_prompt", check_prompt(self.negative_prompt, "negative prompt"))
+        set_("seed", check_seed(self.seed))
+        check_steps(self.steps)
+        eta = check_scale("eta", self.eta)
+        if eta < 0:
+            raise InputError(f"eta must be 0 or more (1.0 is the official DDIM setting), got {eta}")
+        set_("eta", eta)
+        set_("guidance", check_scale("guidance", self.guidance))
+        if self.anchor_guidance is not None:
+            set_("anchor_guidance", check_scale("anchor guidance", self.anchor_guidance))
+        if self.rng not in RNG_MODES:
+            raise InputError(f"rng must be one of {', '.join(RNG_MODES)}, got {self.rng!r}")
+
+    @property
+    def uses_eq12(self) -> bool:
+        """Three guidance passes (separate text and anchor scales) instead of the joint two."""
+        return not extend_step.uses_two_passes(self.guidance, self.anchor_guidance)
+
+    def prompt_for(self, generated_chunk: int) -> str:
+        """The prompt of the ``generated_chunk``-th generated chunk (0-based); the last repeats."""
+        return self.prompts[min(generated_chunk, len(self.prompts) - 1)]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["prompts"] = list(self.prompts)
+        return d
+
+
+@dataclass(frozen=True)
+class InitialChunkSettings:
+    """The first chunk (stock ModelScope UNet); official values by default."""
+
+    steps: int = 50
+    guidance: float = 9.0
+    sampler: str = "dpmpp_2m"
+    height: int = 256
+    width: int = 256
+
+    def __post_init__(self):
+        check_steps(self.steps)
+        object.__setattr__(self, "guidance", check_scale("first-chunk guidance", self.guidance))
+        check_size(self.height, self.width)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Anchor:
+    """The APM conditioning of a video: the anchor frame(s) and their tokens, encoded once and used
+    by every chunk (what the Anchor APM Encoder node hands to the Chunk Loop)."""
+
+    frames: torch.Tensor  # (Fa, H, W, 3) in 0..1, CPU float32: kept in the resume state
+    tokens: torch.Tensor  # (1, 16, D) APM tokens of the frames (averaged over Fa after CLIP)
+    grey_tokens: torch.Tensor  # (1, 16, D) APM tokens of a mid-grey frame (the unconditional anchor)
+
+    @property
+    def source(self) -> str:
+        """Identifies the anchor in the resume parameters."""
+        data = self.frames.float().cpu().contiguous().numpy().tobytes()
+        return "image:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_anchor(model, image: torch.Tensor, height: Optional[int] = None, width: Optional[int] = None) -> Anchor:
+    """CLIP + resampler tokens of an anchor image (H, W, 3) or frames (Fa, H, W, 3) in 0..1. With
+    ``height``/``width`` the image is first fitted to the video's size (``frames.fit_image``: centre
+    crop to the aspect ratio, then resize), so it reaches CLIP as a video frame would."""
+    frames = as_image_batch(image) if height is None else fit_image(image, height, width)
+    frames = frames.detach().float().cpu()
+    tokens = model.anchor_tokens(image_to_signed(frames.to(model.device))[None])
+    return Anchor(frames, tokens, model.grey_anchor_tokens(batch=1))
+
+
+def _as_anchor(model, anchor, height: int, width: int) -> Optional[Anchor]:
+    """An ``Anchor`` from what the caller gave (None stays None: frame 0 is encoded later)."""
+    if anchor is None or isinstance(anchor, Anchor):
+        return anchor
+    return encode_anchor(model, anchor, height, width)
+
+
+# -- state -----------------------------------------------------------------------------------------
+@dataclass
+class LoopState:
+    """Everything the loop needs to continue after a chunk; tensors on the CPU, float32.
+
+    The frames themselves are not part of it: whoever stores the state stores the frames (the
+    resume helper writes them next to it); ``frames_done`` says how many there must be.
+    """
+
+    chunks_done: int  # chunks in the video so far, the start (initial chunk or given video) included
+    frames_done: int  # frames in the video so far, the last chunk untrimmed
+    cond_frames: torch.Tensor  # (8, H, W, 3) the last 8 frames, exactly as the next chunk sees them
+    anchor: torch.Tensor  # (Fa, H, W, 3) the anchor frame(s) the APM tokens come from
+    params: dict  # settings, size, start kind, model fingerprint: must match to resume
+    rng_state: Optional[torch.Tensor] = None  # rng="official": the generator state after the last chunk
+    steps_done: int = 0  # denoising steps of the whole run so far (progress continues from here)
+
+
+@dataclass
+class ChunkDone:
+    """What ``on_chunk`` receives after each finished chunk."""
+
+    index: int  # chunk index in the video (0 = the first chunk)
+    first_frame: int  # video index of frames[0]
+    frames: torch.Tensor  # (n, H, W, 3) the chunk's new frames on output_device, untrimmed
+    keep: int  # how many of them fall within the requested length (the rest exist only for resuming)
+    state: LoopState
+
+
+ChunkCallback = Callable[[ChunkDone], None]
+
+
+def extensions_needed(start_frames: int, target_frames: int) -> int:
+    """Extension chunks to reach ``target_frames`` from a video of ``start_frames``."""
+    return max(0, math.ceil((target_frames - start_frames) / NEW_FRAMES_PER_CHUNK))
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index``: the seed itself for chunk 0, a hash of (seed, index) after."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"streamingt2v chunk seed {seed} {index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def chunk_generator(seed: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(chunk_seed(seed, index))
+
+
+@torch.no_grad()
+def model_fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of a model's tensor names, shapes and first values (rounded to fp16 so a
+    checkpoint loaded in another dtype hashes the same; the dtype is recorded separately)."""
+    h = hashlib.sha256()
+    samples = []
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(f"{name}:{tuple(tensor.shape)};".encode())
+        if tensor.is_floating_point() and tensor.numel():
+            samples.append(tensor.detach().reshape(-1)[:8].to(torch.float16))
+    if samples:
+        h.update(torch.cat([s.to(samples[0].device) for s in samples]).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _anchor_source(anchor: Optional[Anchor]) -> str:
+    return "first_frame" if anchor is None else anchor.source
+
+
+def check_resume(state: LoopState, params: dict) -> None:
+    """A clear error when ``state`` was made by a different run."""
+    if state.params.get("version") != params.get("version"):
+        raise InputError(f"the resume state has format version {state.params.get('version')}, this program "
+                         f"writes version {params.get('version')}; start a new run.")
+    differing = [k for k in sorted(set(state.params) | set(params)) if state.params.get(k) != params.get(k)]
+    if differing:
+        shown = "; ".join(f"{k}: state has {state.params.get(k)!r}, this run has {params.get(k)!r}"
+                          for k in differing[:6])
+        raise InputError(f"the resume state was made with different settings or checkpoints ({shown}). Resume "
+                         f"with exactly the settings and models of the interrupted run (only the frame count may "
+                         f"change), or start a new run.")
+
+
+# -- the loop --------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """Per-run bookkeeping shared by the initial chunk and the extensions."""
+
+    on_step: ProgressCallback
+    total_steps: int
+    steps_done: int = 0
+    params: dict = field(default_factory=dict)
+
+    def step(self, preview=None) -> None:
+        self.steps_done += 1
+        self.on_step(self.steps_done, self.total_steps, preview)
+
+
+def _base_params(model, settings: ExtensionSettings, height: int, width: int, start: dict,
+                 anchor: Optional[Anchor]) -> dict:
+    return {
+        "version": STATE_VERSION,
+        "settings": settings.as_dict(),
+        "size": [height, width],
+        "start": start,
+        "anchor": _anchor_source(anchor),
+        "model": model_fingerprint(model),
+        "dtype": str(model.dtype).replace("torch.", ""),
+    }
+
+
+def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: ExtensionSettings, *,
+            chunks_done: int, frames_done: int, target_frames: int, prompt_offset: int, run: _Run,
+            rng_state: Optional[torch.Tensor], on_chunk: Optional[ChunkCallback],
+            output_device, keep: Optional[list]) -> None:
+    """Extension chunks ``chunks_done``.. until ``target_frames``; frames appended to ``keep``."""
+    device = model.device
+    cond = cond_frames.to(device, torch.float32)
+    anchor_tokens, grey_tokens = anchor.tokens.to(device), anchor.grey_tokens.to(device)
+    uncond_text = model.encode_prompts([settings.negative_prompt])
+    official_generator = None
+    if settings.rng == "official":
+        official_generator = torch.Generator().manual_seed(settings.seed)
+        if rng_state is not None:
+            official_generator.set_state(rng_state)
+    text_cache: tuple[str, Optional[torch.Tensor]] = ("", None)
+
+    index = chunks_done
+    while frames_done < target_frames:
+        prompt = settings.prompt_for(index - 1 + prompt_offset)
+        if text_cache[0] != prompt or text_cache[1] is None:
+            text_cache = (prompt, model.encode_prompts([prompt]))
+        conditioning = extend_step.ExtendConditioning(text=text_cache[1], uncond_text=uncond_text,
+                                                      anchor=anchor_tokens, uncond_anchor=grey_tokens)
+        generator = official_generator if official_generator is not None else chunk_generator(settings.seed, index)
+
+        def report(done: int, total: int, _preview=None) -> None:
+            if done < total:  # the chunk's last step is reported once its frames exist (with a preview)
+                run.step()
+
+        latents = extend_step.extend_chunk(
+            model, image_to_signed(cond)[None], conditioning, num_frames=CHUNK_FRAMES, steps=settings.steps,
+            eta=settings.eta, guidance_scale=settings.guidance, anchor_guidance_scale=settings.anchor_guidance,
+            generator=generator, on_step=report)
+        decoded = extend_step.decode_chunk(model, latents)[0]  # (16, 3, H, W) unit
+        del latents
+        new = unit_to_image(decoded[CONDITIONING_FRAMES:])
+        del decoded
+        cond = new[-CONDITIONING_FRAMES:]
+        first = frames_done
+        frames_done += new.shape[0]
+        index += 1
+        host = new.to(output_device)
+        if keep is not None:
+            keep.append(host)
+        if on_chunk is not None:
+            state = LoopState(index, frames_done, cond.detach().cpu().clone(), anchor.frames.clone(),
+                              run.params, official_generator.get_state() if official_generator else None,
+                              run.steps_done + 1)
+            on_chunk(ChunkDone(index - 1, first, host, max(0, min(new.shape[0], target_frames - first)), state))
+        run.step(new[-min(new.shape[0], 4):].detach().cpu())
+
+
+def _check_frames(frames: int, minimum: int, what: str) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < minimum:
+        raise InputError(f"frames must be a whole number of at least {minimum} ({what}), got {frames!r}")
+
+
+@torch.no_grad()
+def extend_video(
+    model,
+    video: torch.Tensor,
+    frames: int,
+    settings: ExtensionSettings,
+    *,
+    anchor: Optional[torch.Tensor | Anchor] = None,
+    on_step: Optional[ProgressCallback] = None,
+    on_chunk: Optional[ChunkCallback] = None,
+    resume: Optional[LoopState] = None,
+    keep_frames: bool = True,
+    output_device: str | torch.device = "cpu",
+) -> Optional[torch.Tensor]:
+    """Extend ``video`` (F, H, W, 3) in 0..1, any source, at least 8 frames) to ``frames`` frames
+    in total. Returns the whole video (the given frames first) on ``output_device``, trimmed to
+    ``frames``, or None with ``keep_frames=False`` (frames then only reach ``on_chunk``).
+
+    model: a ``StreamingT2V`` with text encoder, image encoder and VAE.
+    anchor: the APM anchor: an image (H, W, 3) or frames (Fa, H, W, 3) in 0..1 (other sizes are
+        centre-cropped to the video's aspect ratio and resized), or an ``Anchor`` from
+        ``encode_anchor``; default: frame 0 of ``video``.
+    on_step(done, total, preview): after every denoising step (total = all steps of the run); the
+        last step of each chunk carries its newest frames as preview. Raising stops the run; every
+        finished chunk has reached ``on_chunk`` by then.
+    resume: a ``LoopState`` from ``on_chunk`` of an interrupted run with the same settings and
+        model; ``video`` is then the frames that run produced (``state.frames_done`` of them), or
+        None with ``keep_frames=False``.
+    """
+    if resume is None or video is not None:
+        video = check_image_batch(video, "the video to extend", CONDITIONING_FRAMES)
+        height, width = int(video.shape[1]), int(video.shape[2])
+    else:
+        height, width = int(resume.cond_frames.shape[1]), int(resume.cond_frames.shape[2])
+    check_size(height, width)
+    _check_frames(frames, 1, "the length of the whole video")
+    anchor = _as_anchor(model, anchor, height, width)
+    params = _base_params(model, settings, height, width, {"kind": "video"}, anchor) if (
+        on_chunk is not None or resume is not None) else {}
+    if resume is not None:
+        return _continue(model, resume, params, frames, settings, video, prompt_offset=0, on_step=on_step,
+                         on_chunk=on_chunk, keep_frames=keep_frames, output_device=output_device,
+                         anchor_given=anchor is not None)
+    if frames <= video.shape[0]:
+        raise InputError(f"the video already has {video.shape[0]} frames; ask for more than that to extend it.")
+    anchor = anchor if anchor is not None else encode_anchor(model, video[:1])
+    n = extensions_needed(video.shape[0], frames)
+    run = _Run(on_step or no_progress, n * settings.steps, params=params)
+    keep = [video.to(output_device)] if keep_frames else None
+    _extend(model, video[-CONDITIONING_FRAMES:], anchor, settings, chunks_done=1,
+            frames_done=video.shape[0], target_frames=frames, prompt_offset=0, run=run, rng_state=None,
+            on_chunk=on_chunk, output_device=output_device, keep=keep)
+    return torch.cat(keep)[:frames] if keep_frames else None
+
+
+@torch.no_grad()
+def generate_long_video(
+    model,
+    base_unet,
+    frames: int,
+    settings: ExtensionSettings,
+    initial: InitialChunkSettings = InitialChunkSettings(),
+    *,
+    anchor: Optional[torch.Tensor | Anchor] = None,
+    on_step: Optional[ProgressCallback] = None,
+    on_chunk: Optional[ChunkCallback] = None,
+    resume: Optional[LoopState] = None,
+    previous_frames: Optional[torch.Tensor] = None,
+    keep_frames: bool = True,
+    output_device: str | torch.device = "cpu",
+) -> Optional[torch.Tensor]:
+    """Text -> a ``frames``-long video (F, H, W, 3) in 0..1: the initial chunk from the stock
+    ModelScope ``base_unet`` (text encoder and VAE from ``model``), then CAM extensions.
+
+    ``settings.prompts[0]`` and ``settings.negative_prompt`` and ``settings.seed`` drive the
+    initial chunk too. resume: a ``LoopState`` of an interrupted run; ``previous_frames`` are its
+    frames (or None with ``keep_frames=False``). Other arguments as ``extend_video``.
+    """
+    from .initial_chunk import generate_initial_chunk
+
+    _check_frames(frames, CHUNK_FRAMES, "a long video starts with one 16-frame chunk")
+    height, width = initial.height, initial.width
+    anchor = _as_anchor(model, anchor, height, width)
+    params = _base_params(model, settings, height, width, {"kind": "initial_chunk", **initial.as_dict()},
+                          anchor) if (on_chunk is not None or resume is not None) else {}
+    if resume is not None:
+        return _continue(model, resume, params, frames, settings, previous_frames, prompt_offset=1,
+                         on_step=on_step, on_chunk=on_chunk, keep_frames=keep_frames,
+                         output_device=output_device, anchor_given=anchor is not None, initial_steps=initial.steps)
+    n = extensions_needed(CHUNK_FRAMES, frames)
+    run = _Run(on_step or no_progress, initial.steps + n * settings.steps, params=params)
+
+    def initial_step(done: int, total: int, preview=None) -> None:
+        if done < total:
+            run.step()
+
+    first = generate_initial_chunk(
+        base_unet, model, settings.prompt_for(0), negative_prompt=settings.negative_prompt, seed=settings.seed,
+        steps=initial.steps, guidance=initial.guidance, height=height, width=width, frames=CHUNK_FRAMES,
+        sampler=initial.sampler, generator=chunk_generator(settings.seed, 0), on_step=initial_step,
+        output_device=model.device)
+    anchor = anchor if anchor is not None else encode_anchor(model, first[:1])
+    cond = first[-CONDITIONING_FRAMES:].clone()
+    host = first.to(output_device)
+    keep = [host] if keep_frames else None
+    if on_chunk is not None:
+        state = LoopState(1, CHUNK_FRAMES, cond.detach().cpu().clone(), anchor.frames.clone(),
+                          params, None, run.steps_done + 1)
+        on_chunk(ChunkDone(0, 0, host, min(CHUNK_FRAMES, frames), state))
+    run.step(first[-4:].detach().cpu())
+    del first
+    _extend(model, cond, anchor, settings, chunks_done=1, frames_done=CHUNK_FRAMES, target_frames=frames,
+            prompt_offset=1, run=run, rng_state=None, on_chunk=on_chunk, output_device=output_device, keep=keep)
+    return torch.cat(keep)[:frames] if keep_frames else None
+
+
+def _continue(model, state: LoopState, params: dict, frames: int, settings: ExtensionSettings,
+              previous: Optional[torch.Tensor], *, prompt_offset: int, on_step, on_chunk, keep_frames: bool,
+              output_device, anchor_given: bool, initial_steps: int = 0) -> Optional[torch.Tensor]:
+    """The rest of an interrupted run from its ``LoopState``. The anchor is the state's; an anchor
+    given again must be the same image."""
+    if not anchor_given:
+        params = dict(params, anchor=state.params.get("anchor"))
+    check_resume(state, params)
+    if keep_frames:
+        if previous is None:
+            raise InputError("resuming with keep_frames needs the frames of the interrupted run (previous frames).")
+        previous = check_image_batch(previous, "the frames of the interrupted run")
+        if previous.shape[0] != state.frames_done:
+            raise InputError(f"the resume state expects {state.frames_done} frames of the interrupted run, "
+                             f"{previous.shape[0]} were given: the frames and the state do not belong together.")
+    n = extensions_needed(state.frames_done, frames)
+    total = initial_steps + (state.chunks_done - 1 + n) * settings.steps if prompt_offset else \
+        (state.chunks_done - 1 + n) * settings.steps
+    run = _Run(on_step or no_progress, total, steps_done=state.steps_done, params=state.params)
+    keep = [previous.to(output_device)] if keep_frames else None
+    _extend(model, state.cond_frames, encode_anchor(model, state.anchor), settings, chunks_done=state.chunks_done,
+            frames_done=state.frames_done, target_frames=frames, prompt_offset=prompt_offset, run=run,
+            rng_state=state.rng_state, on_chunk=on_chunk, output_device=output_device, keep=keep)
+    return torch.cat(keep)[:frames] if keep_frames else None

@@ -1,0 +1,138 @@
+"""The ``demo``, ``generate`` and ``bench`` commands, run in-process on the tiny models."""
+
+from __future__ import annotations
+
+import torch
+
+from streaming_core.cli import main
+from streaming_core.video_io import read_video, video_info
+
+FAST = ["--steps", "2", "--base-steps", "2"]
+
+
+def test_demo_writes_a_playable_mp4(tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--frames", "19", "--seed", "1", "--out", str(out)] + FAST) == 0
+    assert "PIPELINE DEMO" in capsys.readouterr().err
+    assert video_info(out)["fps"] == 8
+    frames = read_video(out)
+    assert frames.shape == (19, 64, 64, 3)
+    assert frames.std() > 0.01  # decoded pictures, not an empty stream
+    assert not (tmp_path / "demo.mp4.state").exists()  # the resume state goes after a finished run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4"]  # nothing half-written left
+
+
+def test_generate_without_weights_runs_the_demo_loudly(tmp_path, capsys):
+    out = tmp_path / "long.mp4"
+    rc = main(["generate", "--prompt", "a boat", "--frames", "17", "--models-dir", str(tmp_path / "models"),
+               "--out", str(out)] + FAST)
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "NO WEIGHTS FOUND" in err and "PIPELINE DEMO" in err
+    assert read_video(out).shape[0] == 17
+
+
+def test_generate_with_weights_in_models_dir(tmp_path, capsys):
+    from streaming_core.cli.demo import tiny_models
+    from streaming_core.tiny.modelscope import write_tiny_modelscope
+    from streaming_core.tiny.st2v import write_tiny_safetensors
+
+    st2v, base = tiny_models()
+    models = tmp_path / "models"
+    write_tiny_safetensors(st2v, models / "streamingt2v" / "streaming_t2v.safetensors", dtype=torch.float16)
+    write_tiny_modelscope(base, models / "streamingt2v" / "text-to-video-ms-1.7b", dtype=torch.float16)
+    out = tmp_path / "v.mp4"
+    rc = main(["generate", "--models-dir", str(models), "--prompt", "a boat", "--prompt", "a boat at night",
+               "--frames", "25", "--height", "64", "--width", "64", "--device", "cpu", "--dtype", "fp32",
+               "--out", str(out)] + FAST)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "DEMO" not in err
+    assert read_video(out).shape == (25, 64, 64, 3)
+    # only one of the two files: a clear error naming what is missing
+    (models / "streamingt2v" / "streaming_t2v.safetensors").unlink()
+    assert main(["generate", "--models-dir", str(models), "--prompt", "x", "--out", str(out)]) == 2
+    assert "no StreamingT2V checkpoint" in capsys.readouterr().err
+
+
+def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys):
+    common = ["demo", "--seed", "3", "--prompt", "a boat"] + FAST
+    direct = tmp_path / "direct.mp4"
+    assert main(common + ["--frames", "25", "--out", str(direct)]) == 0
+    part = tmp_path / "part.mp4"
+    assert main(common + ["--frames", "17", "--out", str(part), "--keep-state"]) == 0
+    state = tmp_path / "part.mp4.state"
+    assert state.is_dir()
+    # a new run does not silently overwrite an unfinished run's state
+    assert main(common + ["--frames", "25", "--out", str(part)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # settings that differ from the saved run's are refused
+    assert main(["demo", "--seed", "4", "--prompt", "a boat", "--frames", "40", "--out", str(tmp_path / "x.mp4"),
+                 "--resume", str(state)] + FAST) == 2
+    assert "seed" in capsys.readouterr().err
+    resumed = tmp_path / "resumed.mp4"
+    assert main(common + ["--frames", "25", "--out", str(resumed), "--resume", str(state)]) == 0
+    assert torch.equal(read_video(resumed), read_video(direct))
+    assert not state.exists()  # finished: the state is gone
+
+
+def test_generate_argument_errors(tmp_path, capsys):
+    base = ["demo", "--frames", "17", "--out", str(tmp_path / "x.mp4")] + FAST
+    assert main(base + ["--guidance", "5", "--text-guidance", "5"]) == 2
+    assert "either --guidance" in capsys.readouterr().err
+    assert main(["demo", "--frames", "12", "--out", str(tmp_path / "y.mp4")] + FAST) == 2
+    assert "at least 16" in capsys.readouterr().err
+    assert main(base + ["--anchor", str(tmp_path / "missing.png")]) == 2
+    assert "anchor image not found" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # no output file, no state for runs that never started
+
+
+def test_bench_arguments_and_tiny_run(capsys):
+    from streaming_core.cli.demo import tiny_models
+    from streaming_core.pipelines.generate_benchmark import benchmark_extend
+
+    assert main(["bench", "--full", "--device", "cpu"]) == 2
+    assert "meant for a GPU" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["bench", "--device", "cuda"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+    assert main(["bench", "--steps", "1"]) == 2
+    result = benchmark_extend(steps=2, models=(tiny_models()[0], None))
+    assert result.frames == 8 and result.steps == 2 and result.seconds > 0
+    assert result.seconds_per_frame > 0 and "s/frame" in result.line()
+
+
+def test_full_size_models_have_the_official_parameter_counts():
+    """What ``bench --full`` builds on the GPU, built here on the meta device (spec §1.1, §5)."""
+    from streaming_core.models.streamingt2v import StreamingT2V
+    from streaming_core.models.unet3d import UNet3D
+    from streaming_core.pipelines.generate_benchmark import full_size_modelscope_config, full_size_streamingt2v_config
+
+    with torch.device("meta"):
+        model = StreamingT2V(full_size_streamingt2v_config())
+        base = UNet3D(full_size_modelscope_config())
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in model.components().items()}
+    assert counts == {"unet": 1_480_478_804, "cam": 621_981_664, "resampler": 22_299_904,
+                      "image_encoder": 632_076_800, "text_encoder": 340_387_840, "vae": 83_653_863}
+    assert sum(p.numel() for p in base.parameters()) == 1_411_233_860
+
+
+def test_extend_a_given_video_with_an_anchor_image(tmp_path, capsys):
+    from PIL import Image
+
+    from streaming_core.video_io import write_video
+
+    given = torch.rand(10, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    write_video(tmp_path / "in.mp4", given)
+    Image.new("RGB", (90, 30), (200, 30, 30)).save(tmp_path / "anchor.png")
+    out = tmp_path / "out.mp4"
+    rc = main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--anchor", str(tmp_path / "anchor.png"),
+               "--frames", "20", "--out", str(out)] + FAST)
+    assert rc == 0, capsys.readouterr().err
+    frames = read_video(out)
+    assert frames.shape == (20, 64, 64, 3)
+    # the given frames come first (through two lossy encodes)
+    assert (frames[:10] - read_video(tmp_path / "in.mp4")).abs().mean() < 0.05
+    assert main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--frames", "10", "--out",
+                 str(tmp_path / "o2.mp4")] + FAST) == 2
+    assert "already has 10 frames" in capsys.readouterr().err
