@@ -25,10 +25,11 @@ def text_anchor_guidance(e_null: torch.Tensor, e_anchor: torch.Tensor, e_full: t
     return e_null + w_text * (e_full - e_anchor) + w_anchor * (e_anchor - e_null)
 
 
-def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> torch.Tensor:
-    """out * (phi * std(cond)/std(out) + 1 - phi), std over all elements of each sample."""
+def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float, eps: float = 1e-12) -> torch.Tensor:
+    """out * (phi * std(cond)/(std(out) + eps) + 1 - phi), std over all elements of each sample
+    (MS-Vid2Vid-XL adds eps = 1e-12 to the denominator)."""
     if phi == 0:
         return guided
     dims = tuple(range(1, guided.ndim))
-    ratio = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True)
+    ratio = cond.std(dim=dims, keepdim=True) / (guided.std(dim=dims, keepdim=True) + eps)
     return guided * (phi * ratio + (1 - phi))

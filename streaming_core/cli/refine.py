@@ -1,0 +1,79 @@
+"""``refine``: enhance a long video with the randomized-blend refiner (MS-Vid2Vid-XL or a diffusers UNet3D).
+
+    python -m streaming_core refine --enhancer models/streamingt2v --video in.mp4 --prompt "..." --out out.mp4
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--enhancer", nargs="+", required=True, metavar="PATH",
+                        help="MS-Vid2Vid-XL's three files (non_ema_0035000.pth, open_clip_pytorch_model.bin, "
+                             "v2-1_512-ema-pruned.ckpt) or their folder, or a diffusers UNet3D folder (zeroscope_v2_XL)")
+    parser.add_argument("--video", required=True, help="input video (any length >= one chunk)")
+    parser.add_argument("--prompt", required=True, help="what the video shows")
+    parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty, as official)")
+    parser.add_argument("--out", required=True, help="output video file (.mp4)")
+    parser.add_argument("--mode", default="randomized", choices=("randomized", "shared_noise", "independent"),
+                        help="randomized blending (default), shared noise only, or independent chunks")
+    parser.add_argument("--chunk", type=int, default=24, help="frames per chunk (default 24)")
+    parser.add_argument("--overlap", type=int, default=8, help="frames shared by neighbouring chunks (default 8)")
+    parser.add_argument("--strength", type=float, default=0.6, help="re-noising strength in (0, 1] (0.6 = official t=599)")
+    parser.add_argument("--steps", type=int, default=30, help="solver steps (default 30)")
+    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise, the blend cuts and the VAE sample")
+    parser.add_argument("--brownian-seed", type=int, default=0, help="seed of the SDE noise (0 = official)")
+    parser.add_argument("--sde-noise", default="gaussian", choices=("brownian", "gaussian"),
+                        help="SDE noise: the official Brownian tree (exact, slow and memory-hungry for long videos) "
+                             "or an independent Gaussian per step (same law, fixed cost)")
+    parser.add_argument("--width", type=int, default=None, help="target canvas width (default: the model's native)")
+    parser.add_argument("--height", type=int, default=None, help="target canvas height (default: the model's native)")
+    parser.add_argument("--no-pad", action="store_true", help="do not pad to the native canvas (fit only)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                        help="UNet dtype (auto: fp16 on GPU, fp32 on CPU)")
+    parser.add_argument("--fps", type=float, default=None, help="output frame rate (default: the input's)")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..checkpoints.enhancer import load_enhancer
+    from ..errors import InputError
+    from ..pipelines.enhancer import NativeResolution
+    from ..pipelines.refine import refine_parts
+    from ..video_io import VideoWriter, read_video, video_info
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    dtype = dtypes.get(args.dtype) or (torch.float16 if torch.device(device).type == "cuda" else torch.float32)
+    frames = read_video(args.video)
+    if frames.shape[0] < args.chunk:
+        raise InputError(f"{args.video} has {frames.shape[0]} frames, fewer than one chunk of {args.chunk}: "
+                         f"use --chunk {frames.shape[0]} or a longer video.")
+    enhancer = load_enhancer(args.enhancer, device=device, dtype=dtype)
+    print(f"enhancer: {enhancer.describe()}", file=sys.stderr)
+    native = enhancer.resolution
+    resolution = NativeResolution(args.width or native.width, args.height or native.height,
+                                  pad=native.pad and not args.no_pad)
+
+    def progress(done: int, total: int, preview=None) -> None:
+        print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
+
+    fps = args.fps or video_info(args.video).get("fps") or 8
+    parts = refine_parts(enhancer, frames, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
+                         overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
+                         seed=args.seed, on_step=progress, brownian_seed=args.brownian_seed,
+                         sde_noise=args.sde_noise, resolution=resolution, previews=False)
+    count, size = 0, None
+    with VideoWriter(args.out, fps) as writer:  # published only when the whole video is written
+        for part in parts:
+            h, w = part.shape[1:3]
+            part = part[:, : h - h % 2, : w - w % 2]  # H.264 needs even sizes
+            writer.write(part)
+            count, size = count + part.shape[0], tuple(part.shape[1:3])
+    print(file=sys.stderr)
+    print(f"wrote {args.out}: {count} frames, {size[1]}x{size[0]}")
+    return 0

@@ -1,0 +1,91 @@
+"""A chunk model for the SDEdit sampler: classifier-free guidance (+ rescale) around a video network.
+
+The official MS-Vid2Vid-XL code calls the UNet twice per chunk (conditional, then unconditional,
+batch 1 each). Its UNet handles per-sample timesteps and contexts (the parity fixture's batch-2
+case pins that), so here both halves go through one batch-2 forward: the same numbers (up to the
+summation order of batched kernels) for one call's overhead. ``batch_cond_uncond=False`` restores two
+calls, for memory-tight GPUs.
+
+Networks with a latent-size rule (MS-Vid2Vid-XL needs H % 8 == 2 and W % 8 == 0) get the chunk
+padded by edge replication to the nearest accepted size and the output cropped back, so any frame
+size works.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .guidance import cfg, rescale_guidance
+
+# (sample (B, C, F, H, W), timestep (B,) int64, context (B, tokens, D)) -> output like sample
+VideoNetwork = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+SizeRule = Callable[[int, int], tuple[int, int]]
+
+
+def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    h, w = x.shape[-2:]
+    dh, dw = size[0] - h, size[1] - w
+    if dh < 0 or dw < 0:
+        raise ValueError(f"size rule returned {size}, smaller than the latent {(h, w)}")
+    box = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)  # left, right, top, bottom
+    if dh == dw == 0:
+        return x, box
+    b, c, f = x.shape[:3]
+    padded = F.pad(x.reshape(b, c * f, h, w).float(), box, mode="replicate").to(x.dtype)
+    return padded.reshape(b, c, f, *padded.shape[-2:]), box
+
+
+def _crop(x: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    left, right, top, bottom = box
+    return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+
+
+def guided_chunk_model(
+    network: VideoNetwork,
+    cond: torch.Tensor,
+    uncond: Optional[torch.Tensor],
+    guidance: float,
+    rescale: float = 0.0,
+    *,
+    size_rule: Optional[SizeRule] = None,
+    batch_cond_uncond: bool = True,
+    dtype: Optional[torch.dtype] = None,
+    on_call: Optional[Callable[[int, torch.Tensor, Optional[torch.Tensor]], None]] = None,
+):
+    """``(chunk (B, C, f, h, w), t) -> guided output`` in float32.
+
+    ``cond``/``uncond``: (1 or B, tokens, D) contexts. ``guidance == 1`` or ``uncond is None`` runs
+    the conditional pass only. ``dtype``: the network's compute dtype (inputs are cast to it).
+    ``on_call(t, cond_out, uncond_out)`` observes the raw network outputs (parity recording).
+    """
+    use_uncond = uncond is not None and guidance != 1.0
+
+    def model(chunk: torch.Tensor, t: int) -> torch.Tensor:
+        b = chunk.shape[0]
+        x = chunk if dtype is None else chunk.to(dtype)
+        box = (0, 0, 0, 0)
+        if size_rule is not None:
+            x, box = _pad_to(x, size_rule(*x.shape[-2:]))
+        c = cond.to(x.device, x.dtype).expand(b, -1, -1)
+        timestep = torch.full((b,), int(t), dtype=torch.long, device=x.device)
+        if not use_uncond:
+            out_c, out_u = network(x, timestep, c), None
+        else:
+            u = uncond.to(x.device, x.dtype).expand(b, -1, -1)
+            if batch_cond_uncond:
+                both = network(torch.cat([x, x]), torch.cat([timestep, timestep]), torch.cat([c, u]))
+                out_c, out_u = both[:b], both[b:]
+            else:
+                out_c, out_u = network(x, timestep, c), network(x, timestep, u)
+        out_c = _crop(out_c, box).float()
+        out_u = None if out_u is None else _crop(out_u, box).float()
+        if on_call is not None:
+            on_call(int(t), out_c, out_u)
+        if out_u is None:
+            return out_c
+        return rescale_guidance(cfg(out_u, out_c, guidance), out_c, rescale)
+
+    return model
