@@ -136,3 +136,24 @@ def test_extend_a_given_video_with_an_anchor_image(tmp_path, capsys):
     assert main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--frames", "10", "--out",
                  str(tmp_path / "o2.mp4")] + FAST) == 2
     assert "already has 10 frames" in capsys.readouterr().err
+
+
+def test_generate_with_vidxtend_takes_the_image_encoder_from_clip_vision(tmp_path, capsys):
+    from streaming_core.cli.demo import tiny_models
+    from streaming_core.tiny.modelscope import write_tiny_modelscope
+    from streaming_core.tiny.vidxtend import write_clip_vision_file, write_vidxtend_file
+
+    st2v, base = tiny_models()
+    models = tmp_path / "models"
+    write_vidxtend_file(st2v, models / "streamingt2v" / "vidxtend.fp16.safetensors", dtype=torch.float16)
+    write_tiny_modelscope(base, models / "streamingt2v" / "text-to-video-ms-1.7b", dtype=torch.float16)
+    args = ["generate", "--models-dir", str(models), "--prompt", "a boat", "--frames", "17", "--height", "64",
+            "--width", "64", "--device", "cpu", "--dtype", "fp32", "--out", str(tmp_path / "v.mp4")] + FAST
+    # no image encoder anywhere: the error says which files work
+    assert main(args) == 2
+    assert "clip_vision" in capsys.readouterr().err
+    write_clip_vision_file(st2v, models / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors")
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "with the image encoder of" in err and "CLIP-ViT-H-14" in err
+    assert read_video(tmp_path / "v.mp4").shape == (17, 64, 64, 3)

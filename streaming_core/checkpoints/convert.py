@@ -16,6 +16,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..errors import CheckpointError, InputError
+from .files import atomic_path
 
 _DTYPE_NAMES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -54,20 +55,13 @@ def write_safetensors_streaming(tensors: Mapping[str, torch.Tensor], path: str |
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(len(raw).to_bytes(8, "little"))
-            f.write(raw)
-            for name in names:
-                f.write(_tensor_bytes(tensors[name].to(out_dtypes[name])))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for name in names:
+            f.write(_tensor_bytes(tensors[name].to(out_dtypes[name])))
+        f.flush()
+        os.fsync(f.fileno())
     return 8 + len(raw) + offset
 
 

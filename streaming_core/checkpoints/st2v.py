@@ -3,7 +3,9 @@
 Both hold the official keys (``checkpoint['state_dict']`` of the Lightning ``VideoLDM``):
 ``base_model.`` denoiser, ``unet.`` CAM encoder (naming trap), ``resampler.``, ``image_encoder.``,
 ``text_encoder.``, ``vae.``. Our safetensors format is exactly those keys and tensors, with metadata
-``{"format": "streamingt2v", "layout": "official"}``; ``convert`` writes it.
+``{"format": "streamingt2v", "layout": "official"}``; ``convert`` writes it. The VidXTend repack (same
+networks, other prefixes, no image encoder) is renamed to these keys first (``vidxtend.py``), and the
+image encoder can come from another file (``image_encoder.py``).
 
 Every architecture number is read from tensor shapes, part by part, through ``load_component``, so
 the tiny test checkpoints and the 25 GB official file take the same path, and
@@ -106,39 +108,40 @@ def config_of(modules: Mapping[str, torch.nn.Module]) -> StreamingT2VConfig:
 
 # -- layout detection and clear errors --------------------------------------------------------------
 def detect_layout(sd: Mapping[str, torch.Tensor]) -> str:
-    """'streamingt2v' (official prefixes), 'vidxtend', 'modelscope_unet', 'streamingt2v_denoiser' or 'unknown'."""
-    keys = sd.keys()
-    has = lambda p: any(k.startswith(p) for k in keys)  # noqa: E731
-    if has("controlnet.") and has("unet.cross_attention_merger_"):
-        return "vidxtend"
-    if has("base_model.") or has("unet.controlnet_cond_embedding."):
-        return "streamingt2v"
-    if "conv_in.weight" in keys and "down_blocks.0.resnets.0.conv1.weight" in keys:
-        return "streamingt2v_denoiser" if has("cross_attention_merger_") else "modelscope_unet"
-    return "unknown"
+    """The ``layouts.LAYOUTS`` name of a state dict: 'streamingt2v' (official prefixes), 'vidxtend',
+    'modelscope_unet', 'streamingt2v_denoiser', 'open_clip', 'clip_vision', ... or 'unknown'."""
+    from .layouts import detect_file_layout
+
+    return detect_file_layout(sd)
 
 
 def _layout_error(layout: str, source: str, sd: Mapping[str, torch.Tensor]) -> Optional[CheckpointError]:
+    from .layouts import describe, top_level_names
+
+    if layout in ("streamingt2v", "vidxtend"):
+        return None
     if layout == "modelscope_unet":
         return CheckpointError(
             f"{source} looks like a stock ModelScope UNet (diffusers UNet3D keys without prefixes and without the "
             f"223 CAM/APM tensors), not a StreamingT2V checkpoint: use it as the first-chunk model, and give "
-            f"streaming_t2v.ckpt (or its safetensors conversion) as the StreamingT2V model.")
+            f"streaming_t2v.ckpt (or its safetensors conversion, or vidxtend.fp16.safetensors) as the StreamingT2V "
+            f"model.")
     if layout == "streamingt2v_denoiser":
         return CheckpointError(
             f"{source} holds only a StreamingT2V denoiser without its 'base_model.' prefix; the CAM encoder, "
             f"resampler and the other parts are missing. Use the full streaming_t2v.ckpt.")
-    if layout == "vidxtend":
+    if layout in ("open_clip", "clip_vision"):
         return CheckpointError(
-            f"{source} is the VidXTend repack of StreamingT2V (prefixes unet./controlnet.), whose 'unet.' is the "
-            f"denoiser rather than the CAM encoder; this loader reads the official layout (base_model./unet.). "
-            f"Use the VidXTend loader for it.")
-    if layout == "unknown":
-        prefixes = sorted({k.split(".", 1)[0] for k in sd})[:8]
+            f"{source} looks like {describe(layout)}: an image encoder, not a StreamingT2V model. Give it as "
+            f"image_encoder, and streaming_t2v.ckpt or vidxtend.fp16.safetensors as the StreamingT2V model.")
+    if layout != "unknown":
         return CheckpointError(
-            f"{source} is not a StreamingT2V checkpoint: none of its keys start with the official prefixes "
-            f"base_model./unet./resampler. (found top-level names: {', '.join(prefixes)}).")
-    return None
+            f"{source} looks like {describe(layout)}, not a StreamingT2V model (streaming_t2v.ckpt, its "
+            f"safetensors conversion, or the VidXTend repack vidxtend[.fp16].safetensors / folders).")
+    return CheckpointError(
+        f"{source} is not a StreamingT2V checkpoint: none of its keys start with the official prefixes "
+        f"base_model./unet./resampler. or VidXTend's unet./controlnet. (found top-level names: "
+        f"{top_level_names(sd.keys())}).")
 
 
 def _check_prefixes(sd: Mapping[str, torch.Tensor], wanted: Sequence[str], allow_missing: Iterable[str],
@@ -146,6 +149,11 @@ def _check_prefixes(sd: Mapping[str, torch.Tensor], wanted: Sequence[str], allow
     """Components of ``wanted`` present in ``sd``; error naming every absent one not allowed to be."""
     counts = {name: sum(1 for k in sd if k.startswith(OFFICIAL_PREFIXES[name])) for name in wanted}
     absent = [name for name in wanted if counts[name] == 0 and name not in set(allow_missing)]
+    if absent == ["image_encoder"]:
+        from .image_encoder import MISSING_HELP
+
+        raise CheckpointError(f"{source} has no OpenCLIP image encoder (image_encoder.*). {MISSING_HELP} (Python: "
+                              f"to load without it, pass allow_missing=('image_encoder',).)")
     if absent:
         parts = ", ".join(f"{_DESCRIPTIONS[n]}: 0 of the {OFFICIAL_TENSOR_COUNTS[OFFICIAL_PREFIXES[n]]} tensors of "
                           f"the official checkpoint" for n in absent)
@@ -165,32 +173,66 @@ def build_streamingt2v(
     dtype: Optional[torch.dtype] = None,
     device: str | torch.device = "cpu",
     source: str = "checkpoint",
+    image_encoder: Optional[str | os.PathLike | torch.nn.Module] = None,
 ) -> StreamingT2V:
-    """The container from an official-layout state dict. ``components``: the parts to load (the
-    denoiser, CAM encoder and resampler are always needed); ``allow_missing``: parts that may be
-    absent and then stay None (e.g. 'image_encoder' when the CLIP tower comes from another file)."""
+    """The container from an official-layout or VidXTend state dict. ``components``: the parts to
+    load (the denoiser, CAM encoder and resampler are always needed); ``allow_missing``: parts that
+    may be absent and then stay None; ``image_encoder``: a file (open_clip, ComfyUI clip_vision or an
+    official checkpoint) or a built ``OpenCLIPImageEncoder`` to use instead of the checkpoint's own
+    (VidXTend has none)."""
     unknown = set(components) - set(ALL_COMPONENTS)
     if unknown:
         raise ValueError(f"unknown StreamingT2V components {sorted(unknown)}; known: {ALL_COMPONENTS}")
     components = tuple(dict.fromkeys(("unet", "cam", "resampler") + tuple(components)))
-    error = _layout_error(detect_layout(sd), source, sd)
+    layout = detect_layout(sd)
+    error = _layout_error(layout, source, sd)
     if error is not None:
         raise error
-    present = _check_prefixes(sd, components, set(allow_missing) - {"unet", "cam", "resampler"}, source)
+    external = image_encoder is not None
+    from_sd = tuple(n for n in components if not (external and n == "image_encoder"))
+    if layout == "vidxtend":
+        from . import vidxtend
+
+        vidxtend.check_parts(sd.keys(), from_sd, allow_missing, source)
+        sd = vidxtend.to_official(sd)
+    present = _check_prefixes(sd, from_sd, set(allow_missing) - {"unet", "cam", "resampler"}, source)
     modules = {}
     for name in present:
         modules[name] = load_component(sd, OFFICIAL_PREFIXES[name], BUILDERS[name], what=_DESCRIPTIONS[name],
                                        dtype=dtype, device=device, ignore=IGNORED.get(name, ()), source=source)
+    if external:
+        modules["image_encoder"] = _external_image_encoder(image_encoder, modules["resampler"], dtype, device)
     return StreamingT2V.from_components(config_of(modules), **modules)
 
 
-def load_streamingt2v(path: str | os.PathLike, **kwargs) -> StreamingT2V:
-    """Load ``streaming_t2v.ckpt`` (safely: weights only, memory-mapped) or our safetensors copy.
-    Keyword arguments as ``build_streamingt2v``."""
+def _external_image_encoder(source, resampler, dtype, device) -> torch.nn.Module:
+    from .image_encoder import check_embedding_width, load_image_encoder
+
+    embed_dim = resampler.config.embed_dim
+    if isinstance(source, torch.nn.Module):
+        check_embedding_width(source.config, embed_dim, "the given image encoder")
+        target = dtype or next(source.parameters()).dtype
+        return source.to(device=device, dtype=target)
+    return load_image_encoder(source, embed_dim=embed_dim, dtype=dtype, device=device)
+
+
+def load_streamingt2v(path: str | os.PathLike, *, image_encoder: Optional[str | os.PathLike] = None,
+                      **kwargs) -> StreamingT2V:
+    """Load ``streaming_t2v.ckpt`` (safely: weights only, memory-mapped), our safetensors copy, or the
+    VidXTend repack (``vidxtend[.fp16].safetensors`` or its diffusers folders). ``image_encoder``: the
+    ViT-H/14 file to use (needed for VidXTend). Keyword arguments as ``build_streamingt2v``."""
     from .files import load_state_dict
 
-    sd = load_state_dict(path)
-    return build_streamingt2v(sd, source=str(Path(path).name), **kwargs)
+    path = Path(path)
+    if path.is_dir():
+        from . import vidxtend
+
+        wanted = tuple(kwargs.get("components", ALL_COMPONENTS))
+        sd = vidxtend.read_folder(path, wanted=("unet", "cam", "resampler") + wanted,
+                                  allow_missing=kwargs.get("allow_missing", ()), dtype=kwargs.get("dtype"))
+    else:
+        sd = load_state_dict(path)
+    return build_streamingt2v(sd, source=path.name, image_encoder=image_encoder, **kwargs)
 
 
 def save_streamingt2v(model_or_sd, path: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> None:

@@ -23,7 +23,11 @@ import torch
 from ..errors import CheckpointError, InputError
 
 DEFAULT_MODELS_DIR = "models"
-ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt")
+ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt", "vidxtend.fp16.safetensors",
+                   "vidxtend.safetensors", "vidxtend")
+# ViT-H/14 image encoders for checkpoints without one (VidXTend), where ComfyUI users usually have them
+IMAGE_ENCODER_PLACES = ("clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+                        "clip_vision/open_clip_pytorch_model.bin", "streamingt2v/open_clip_pytorch_model.bin")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -31,7 +35,11 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_generation_arguments(parser)
     g = parser.add_argument_group("models")
-    g.add_argument("--st2v", help="StreamingT2V checkpoint (streaming_t2v.ckpt or its safetensors conversion)")
+    g.add_argument("--st2v", help="StreamingT2V checkpoint: streaming_t2v.ckpt, its safetensors conversion, or the "
+                                  "VidXTend repack (vidxtend.fp16.safetensors or its folders)")
+    g.add_argument("--image-encoder", help="ViT-H/14 image encoder for a checkpoint without one (VidXTend): "
+                                           "ComfyUI's clip_vision CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors or "
+                                           "open_clip_pytorch_model.bin (default: looked up under --models-dir)")
     g.add_argument("--base", help="stock ModelScope text-to-video UNet for the first chunk: the "
                                   "text-to-video-ms-1.7b (or zeroscope_v2_576w) folder or its unet file")
     g.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
@@ -97,6 +105,22 @@ def initial_settings(args):
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
     folder = Path(models_dir) / "streamingt2v"
     return next((folder / n for n in ST2V_FILE_NAMES if (folder / n).is_file()), None)
+
+
+def find_image_encoder(models_dir: str | Path) -> Optional[Path]:
+    return next((Path(models_dir) / p for p in IMAGE_ENCODER_PLACES if (Path(models_dir) / p).is_file()), None)
+
+
+def image_encoder_for(st2v_path: Path, args) -> Optional[Path]:
+    """The separate image encoder to load: the one given, else (for a checkpoint without its own) the
+    first found under --models-dir. None lets the checkpoint's own encoder (or its clear error) stand."""
+    if args.image_encoder:
+        return Path(args.image_encoder)
+    from ..checkpoints.inspect import inspect_path
+
+    if inspect_path(st2v_path).layout in ("vidxtend", "vidxtend_folders"):
+        return find_image_encoder(args.models_dir)
+    return None
 
 
 def find_base(models_dir: str | Path) -> Optional[Path]:
@@ -230,8 +254,10 @@ def run(args) -> int:
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
-    print(f"loading {st2v_path} ...", file=sys.stderr)
-    model = load_streamingt2v(st2v_path, dtype=dtype, device=device)
+    image_encoder = image_encoder_for(st2v_path, args)
+    print(f"loading {st2v_path}" + (f" with the image encoder of {image_encoder}" if image_encoder else "") + " ...",
+          file=sys.stderr)
+    model = load_streamingt2v(st2v_path, image_encoder=image_encoder, dtype=dtype, device=device)
     base = None
     if base_path is not None:
         print(f"loading {base_path} ...", file=sys.stderr)

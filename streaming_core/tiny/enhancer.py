@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ..checkpoints.files import save_torch
 from ..models.clip_tokenizer import VOCAB_SIZE
 from ..models.msvid2vid import MSVid2VidUNet, msvid2vid_config
 from ..models.unet3d import UNet3D, UNet3DConfig
@@ -89,17 +90,6 @@ def tiny_open_clip_state_dict(seed: int = 0, width: int = TEXT_WIDTH, layers: in
     return sd
 
 
-def _atomic_torch_save(obj, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
 
 def write_tiny_msvid2vid(folder: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
     """The three MS-Vid2Vid-XL files under their real names in ``folder``."""
@@ -110,9 +100,9 @@ def write_tiny_msvid2vid(folder: str | os.PathLike, seed: int = 0) -> dict[str, 
     unet = build_tiny_msvid2vid_unet(seed)
     vae = build_tiny_vae(seed + 1)
     return {
-        "unet": _atomic_torch_save(official_state_dict(unet), folder / UNET_FILE),
-        "text": _atomic_torch_save(tiny_open_clip_state_dict(seed + 2), folder / "open_clip_pytorch_model.bin"),
-        "vae": _atomic_torch_save({"state_dict": diffusers_to_ldm(vae.state_dict()), "global_step": 0},
+        "unet": save_torch(official_state_dict(unet), folder / UNET_FILE),
+        "text": save_torch(tiny_open_clip_state_dict(seed + 2), folder / "open_clip_pytorch_model.bin"),
+        "vae": save_torch({"state_dict": diffusers_to_ldm(vae.state_dict()), "global_step": 0},
                                   folder / "v2-1_512-ema-pruned.ckpt"),
     }
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ..checkpoints.files import save_safetensors
+from ..checkpoints.files import atomic_path, save_safetensors, save_torch
 from ..models.sdvsr.bundle import SDVSRModels, sdvsr_schedule
 from ..models.sdvsr.denoiser import build_controlnet, build_unet
 from ..models.sdvsr.raft import RaftConfig, RaftFlow, build_raft
@@ -182,11 +180,8 @@ def write_tiny_sdvsr(models_dir: str | Path, name: str = "tiny", seed: int = 0) 
     """
     root = Path(models_dir) / "stream_diffvsr"
     final = root / name
-    tmp = root / f".{name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     models, text = _build_parts(seed)
-    try:
+    with atomic_path(final) as tmp:
         for part, model, class_name in (("unet", models.unet, "UNet2DConditionModel"),
                                         ("controlnet", models.controlnet, "ControlNetModel")):
             _write_json(tmp / part / "config.json", _hub_config(model, class_name))
@@ -210,21 +205,9 @@ def write_tiny_sdvsr(models_dir: str | Path, name: str = "tiny", seed: int = 0) 
             "controlnet": ["diffusers", "ControlNetModel"]})
         raft_path = root / "raft_large_C_T_SKHT_V2-ff5fadd5.pth"
         _save_pth(models.raft.raft.state_dict(), raft_path)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return TinyPaths(final, raft_path)
 
 
 def _save_pth(state_dict: dict, path: Path) -> None:
-    """torchvision's RAFT file is a plain pickled state dict (.pth); written atomically."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """torchvision's RAFT file is a plain pickled state dict (.pth)."""
+    save_torch({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, path)

@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ..checkpoints.files import save_torch
 from ..models.apm import ResamplerConfig
 from ..models.clip_image import OPEN_CLIP_TEXT_LEFTOVERS, VisionTowerConfig
 from ..models.clip_tokenizer import VOCAB_SIZE
@@ -112,14 +113,9 @@ def tiny_official_state_dict(model: StreamingT2V, dtype: Optional[torch.dtype] =
 def write_tiny_checkpoint(model: StreamingT2V, path: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:
     """An official-style Lightning checkpoint (``{"state_dict": ..., "epoch": ...}``), readable with
     ``torch.load(weights_only=True)``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {"state_dict": tiny_official_state_dict(model, dtype), "epoch": 0, "global_step": 0,
             "pytorch-lightning_version": "2.0.0", "loops": {}, "callbacks": {}}
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_torch(ckpt, path)
 
 
 def write_tiny_safetensors(model: StreamingT2V, path: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:

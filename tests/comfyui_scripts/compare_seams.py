@@ -4,10 +4,10 @@ Usage: python compare_seams.py COMFYUI_ROOT TINY_MODEL.safetensors [--seeds N] [
 
 Samples one long latent video per fuse with ComfyUI's own sampler (euler, 'simple' schedule), the
 same noise seed and the same windows, and reports per fuse:
-* jump ratio: mean temporal difference |x[t+1] - x[t]| at frame transitions inside window overlaps
-  (where one window hands over to the next) divided by the mean at all other transitions;
-  1.0 means the handovers are indistinguishable from ordinary motion, above 1 means seams;
-* worst handover: the largest handover difference over the median transition difference;
+* seam score: ``streaming_core.metrics.seam_score`` (the pack's seam metric, shared with the
+  Randomized Blend Refiner): per overlap, the largest frame-to-frame change where a window may hand
+  over, divided by the median change outside the overlaps, averaged over the overlaps; about 1 means
+  no seam (a little above 1: a max against a median), large means a visible jump;
 * distance to the whole-video run: mean |x - x_full| against sampling without windows, which the
   tiny model can do (a real model cannot go past its training length; that is why windows exist).
 
@@ -17,8 +17,7 @@ through the same ComfyUI handler code (``handler.execute``) with an Euler loop w
 frames are not temporally coherent either (even its no-window run scores above 1), so treat it as a
 probe of the code path, not as a quality measure.
 
-The seam metric here is a provisional latent-space one, kept in this script until the project's
-seam metric lands in streaming_core; swap it in then. Numbers on the tiny random-weight model say
+Numbers on the tiny random-weight model say
 whether a fuse leaves discontinuities at the handovers, not how a real video looks.
 """
 
@@ -53,6 +52,7 @@ spec = importlib.util.spec_from_file_location("st2v_pack", PACK_DIR / "__init__.
 pack = importlib.util.module_from_spec(spec)
 sys.modules["st2v_pack"] = pack
 spec.loader.exec_module(pack)
+from st2v_pack.streaming_core.metrics import seam_score  # noqa: E402
 from st2v_pack.streaming_core.sampling.blend import chunk_windows  # noqa: E402
 
 FRAMES, CHUNK, OVERLAP = 33, 9, 3          # latent frames: 129 / 33 / 9 video frames at 4x
@@ -64,9 +64,6 @@ positive = [[torch.randn(1, 16, 1024, generator=generator), {}]]
 negative = [[torch.zeros(1, 16, 1024), {}]]
 latent = torch.zeros(1, 16, FRAMES, 4, 4)
 windows = chunk_windows(FRAMES, CHUNK, OVERLAP)
-# transition t (frame t -> t+1) can be a cut: the later window writes from start + offset, offset in [0, overlap-1]
-handover = sorted({t for prev, cur in zip(windows, windows[1:]) for t in range(cur.start - 1, prev.end - 1)})
-elsewhere = [t for t in range(FRAMES - 1) if t not in handover]
 
 
 def patched(blend):
@@ -83,22 +80,16 @@ def sample(m, seed):
                                denoise=1.0, seed=seed, disable_pbar=True)
 
 
-def jumps(x):
-    return (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(0, 1, 3, 4))  # one value per transition
-
-
 results = {}
 full = {seed: sample(model, seed) for seed in range(opts.seeds)}
 for blend in ("none", "randomized", "hard_cut_middle", "pyramid", "overlap-linear", "flat"):
     m = patched(blend)
-    ratio, worst, dist = [], [], []
+    seams, dist = [], []
     for seed in range(opts.seeds):
         x = full[seed] if blend == "none" else sample(m, seed)
-        d = jumps(x)
-        ratio.append((d[handover].mean() / d[elsewhere].mean()).item())
-        worst.append((d[handover].max() / d.median()).item())
+        seams.append(seam_score(x, windows))
         dist.append((x - full[seed]).abs().mean().item())
-    results[blend] = {"jump_ratio": round(sum(ratio) / len(ratio), 4), "worst_handover": round(sum(worst) / len(worst), 4),
+    results[blend] = {"seam_score": round(sum(seams) / len(seams), 4),
                       "distance_to_whole_video": round(sum(dist) / len(dist), 5)}
 
 
@@ -112,7 +103,7 @@ toy = {}
 sigmas = torch.linspace(10.0, 0.0, opts.steps + 1)
 for blend in ("none", "randomized", "hard_cut_middle", "pyramid", "overlap-linear", "flat"):
     handler = None if blend == "none" else patched(blend).model_options["context_handler"]
-    ratio, worst = [], []
+    seams = []
     for seed in range(opts.seeds):
         x = torch.randn(1, 4, FRAMES, 2, 2, generator=torch.Generator().manual_seed(seed)) * sigmas[0]
         for s, s_next in zip(sigmas[:-1], sigmas[1:]):
@@ -122,12 +113,10 @@ for blend in ("none", "randomized", "hard_cut_middle", "pyramid", "overlap-linea
             else:
                 (denoised,) = handler.execute(toy_calc_cond_batch, None, [[{}]], x, s.reshape(1), options)
             x = x + (x - denoised) / s * (s_next - s)
-        d = jumps(x)
-        ratio.append((d[handover].mean() / d[elsewhere].mean()).item())
-        worst.append((d[handover].max() / d.median()).item())
-    toy[blend] = {"jump_ratio": round(sum(ratio) / len(ratio), 4), "worst_handover": round(sum(worst) / len(worst), 4)}
+        seams.append(seam_score(x, windows))
+    toy[blend] = {"seam_score": round(sum(seams) / len(seams), 4)}
 
 print(json.dumps({"setup": {"latent_frames": FRAMES, "windows": [[w.start, w.end] for w in windows],
-                            "handover_transitions": handover, "steps": opts.steps, "seeds": opts.seeds,
+                            "steps": opts.steps, "seeds": opts.seeds,
                             "sampler": "euler/simple", "model": Path(opts.model).name},
                   "tiny_model": results, "toy_window_aware_denoiser": toy}, indent=1))

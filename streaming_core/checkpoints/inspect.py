@@ -1,0 +1,296 @@
+"""What is in a weight file or folder: its layout, its parts, their parameter counts and dtypes.
+
+Only names, shapes and dtypes are read: the safetensors header (no tensor data), or a pickle opened
+with ``torch.load(weights_only=True, mmap=True)``, whose tensors stay unread on disk. So inspecting
+the 25 GB official checkpoint costs its pickle index, not 25 GB of reads. (Pickles in torch's legacy
+non-zip format cannot be memory-mapped and are read whole; ``TensorIndex.lazy`` says so.)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..errors import CheckpointError
+from .files import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, check_exists, read_safetensors_header
+from .layouts import LAYOUTS, Layout, detect_file_layout, hf_vision_prefix, open_clip_visual_prefix, top_level_names
+
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+                       "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+_BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple
+    dtype: str  # torch's name without "torch.", e.g. "float16"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class TensorIndex:
+    path: Path
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str] = field(default_factory=dict)
+    lazy: bool = True  # True: no tensor data was read
+
+
+def read_tensor_infos(path: str | os.PathLike) -> TensorIndex:
+    path = check_exists(path)
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        header = read_safetensors_header(path)
+        from safetensors import safe_open  # header only: the metadata dict
+
+        with safe_open(str(path), "pt") as f:
+            metadata = dict(f.metadata() or {})
+        infos = {k: TensorInfo(tuple(v["shape"]), _SAFETENSORS_DTYPES.get(v["dtype"], v["dtype"].lower()))
+                 for k, v in header.items()}
+        return TensorIndex(path, infos, metadata)
+    import zipfile
+
+    from .files import load_state_dict
+
+    sd = load_state_dict(path)  # weights only; memory-mapped for the zip format
+    infos = {k: TensorInfo(tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in sd.items()}
+    return TensorIndex(path, infos, lazy=zipfile.is_zipfile(path))
+
+
+# -- summaries --------------------------------------------------------------------------------------
+@dataclass
+class Component:
+    label: str
+    where: str  # key prefix or subfolder
+    tensors: int = 0
+    params: int = 0
+    dtypes: Counter = field(default_factory=Counter)
+    file: str = ""
+
+    def add(self, info: TensorInfo) -> None:
+        self.tensors += 1
+        self.params += info.numel
+        self.dtypes[info.dtype] += 1
+
+    @property
+    def dtype_text(self) -> str:
+        return ", ".join(f"{d}" if len(self.dtypes) == 1 else f"{d} ({n})" for d, n in self.dtypes.most_common())
+
+
+@dataclass
+class Inspection:
+    path: Path
+    layout: str
+    components: list[Component] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: list["Inspection"] = field(default_factory=list)  # a folder of separate files
+    lazy: bool = True
+
+    @property
+    def info(self) -> Layout:
+        return LAYOUTS.get(self.layout, LAYOUTS["unknown"])
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "layout": self.layout, "title": self.info.title, "use": self.info.use,
+                "components": [{"label": c.label, "where": c.where, "file": c.file, "tensors": c.tensors,
+                                "params": c.params, "dtypes": dict(c.dtypes)} for c in self.components],
+                "notes": self.notes, "files": [f.as_dict() for f in self.files], "lazy": self.lazy}
+
+    def lines(self, indent: str = "") -> list[str]:
+        out = [f"{indent}{self.path}: {_disk_size(self.path)}"
+               + ("" if self.lazy else " (legacy pickle: read whole)"),
+               f"{indent}layout: {self.layout} = {self.info.title}",
+               f"{indent}use: {self.info.use}"]
+        if self.components:
+            width = max(len(c.label) for c in self.components)
+            wwidth = max(len(c.where or "(rest)") for c in self.components)
+            out.append(f"{indent}  {'component':<{width}}  {'keys':<{wwidth}}  {'tensors':>7}  {'parameters':>14}  "
+                       f"{'bytes':>9}  dtypes")
+            for c in self.components:
+                out.append(f"{indent}  {c.label:<{width}}  {c.where or '(rest)':<{wwidth}}  {c.tensors:>7}  "
+                           f"{c.params:>14,}  {_human(_bytes(c)):>9}  {c.dtype_text}")
+            total = sum(c.params for c in self.components)
+            out.append(f"{indent}  {'total':<{width}}  {'':<{wwidth}}  {sum(c.tensors for c in self.components):>7}  "
+                       f"{total:>14,}  {_human(sum(_bytes(c) for c in self.components)):>9}")
+        out += [f"{indent}note: {n}" for n in self.notes]
+        for f in self.files:
+            out.append("")
+            out += f.lines(indent + "  ")
+        return out
+
+
+def _bytes(c: Component) -> int:
+    if not c.tensors:
+        return 0
+    per = sum(_BYTES.get(d, 1) * n for d, n in c.dtypes.items()) / c.tensors  # mixed dtypes: an estimate
+    return int(c.params * per) if len(c.dtypes) > 1 else c.params * _BYTES.get(next(iter(c.dtypes)), 1)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n}"
+
+
+def _disk_size(path: Path) -> str:
+    if path.is_dir():
+        total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return f"folder, {_human(total)} on disk"
+    return f"{_human(path.stat().st_size)} on disk"
+
+
+def _group(tensors: dict[str, TensorInfo], parts: tuple[tuple[str, str], ...], keep_empty: bool) -> list[Component]:
+    comps = [Component(label, prefix) for label, prefix in parts] or [Component("tensors", "")]
+    rest = next((c for c in comps if c.where == ""), None)
+    for key, info in tensors.items():
+        target = next((c for c in comps if c.where and key.startswith(c.where)), rest)
+        if target is None:
+            target = rest = Component("other", "")
+            comps.append(rest)
+        target.add(info)
+    return [c for c in comps if c.tensors or (keep_empty and c.where)]
+
+
+def _tower_note(tensors: dict[str, TensorInfo]) -> Optional[str]:
+    """Which CLIP vision tower a file holds, and whether APM can use it."""
+    from .image_encoder import KNOWN_TOWERS
+
+    prefix = open_clip_visual_prefix(tensors)
+    if prefix is not None:
+        width = tensors[prefix + "conv1.weight"].shape[0]
+        layers = sum(1 for k in tensors
+                     if k.startswith(prefix + "transformer.resblocks.") and k.endswith(".ln_1.weight"))
+        proj = tensors.get(prefix + "proj")
+        dim = proj.shape[1] if proj is not None else None
+    else:
+        prefix = hf_vision_prefix(tensors)
+        if prefix is None:
+            return None
+        width = tensors[prefix + "vision_model.embeddings.patch_embedding.weight"].shape[0]
+        layers = sum(1 for k in tensors if k.startswith(prefix + "vision_model.encoder.layers.")
+                     and k.endswith(".layer_norm1.weight"))
+        proj = tensors.get(prefix + "visual_projection.weight")
+        dim = proj.shape[0] if proj is not None else None
+    name = KNOWN_TOWERS.get((width, layers))
+    if dim is None:
+        verdict = "no image projection: not usable for APM"
+    elif name == "ViT-H/14" and dim == 1024:
+        verdict = "usable as StreamingT2V's APM image encoder"
+    elif name is not None:
+        verdict = "not usable for APM, which needs ViT-H/14 (width 1280, 32 layers, 1024-d)"
+    elif dim == 1024:
+        verdict = "loads as the APM image encoder, but is not the real ViT-H/14's size (a test file?)"
+    else:
+        verdict = "not usable for APM, which needs 1024-d embeddings"
+    blocks = f"{layers} layer{'s' if layers != 1 else ''}"
+    return f"image tower: {name or 'a CLIP ViT'}, width {width}, {blocks}, {dim or 'no'}-d embedding: {verdict}"
+
+
+def inspect_file(path: str | os.PathLike) -> Inspection:
+    index = read_tensor_infos(path)
+    tensors = index.tensors
+    layout = detect_file_layout(tensors)
+    parts = _group(tensors, LAYOUTS[layout].components, keep_empty=layout in ("streamingt2v", "vidxtend"))
+    result = Inspection(index.path, layout, parts, lazy=index.lazy)
+    if layout == "streamingt2v" and index.path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        source = index.metadata.get("source")
+        result.notes.append("this pack's safetensors form of the official checkpoint"
+                            + (f" (converted from {source})" if source else ""))
+    if layout == "vidxtend":
+        result.notes.append("VidXTend has no image encoder: give one as image_encoder (a ViT-H/14 clip_vision "
+                            "file, open_clip_pytorch_model.bin, or the official checkpoint)")
+    if layout in ("streamingt2v", "vidxtend"):
+        result.notes += [f"MISSING: {c.label} ({c.where}*)" for c in result.components
+                         if c.tensors == 0 and not (layout == "vidxtend" and c.where == "image_encoder.")]
+    note = _tower_note(tensors) if layout in ("streamingt2v", "open_clip", "clip_vision") else None
+    if note:
+        result.notes.append(note)
+    if layout == "unknown":
+        result.notes.append(f"top-level names: {top_level_names(tensors)}")
+    return result
+
+
+# -- folders ----------------------------------------------------------------------------------------
+def _weight_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
+
+
+def detect_folder_layout(folder: str | os.PathLike) -> str:
+    from .msvid2vid import UNET_FILE
+    from .vidxtend import is_vidxtend_folder, part_weight_files
+
+    folder = Path(folder)
+    if is_vidxtend_folder(folder):
+        return "vidxtend_folders"
+    if (folder / UNET_FILE).is_file():
+        return "msvid2vid_folder"
+    if (folder / "unet").is_dir():
+        try:
+            keys = read_tensor_infos(part_weight_files(folder, "unet", hint="")[0]).tensors
+        except CheckpointError:
+            return "unknown"
+        if "transformer_in.proj_in.weight" in keys:
+            return "modelscope_folder"
+        if (folder / "controlnet").is_dir():
+            return "sdvsr_folder"
+    return "unknown"
+
+
+def _inspect_subfolders(folder: Path, layout: str) -> Inspection:
+    from .vidxtend import part_weight_files
+
+    result = Inspection(folder, layout)
+    for label, where in LAYOUTS[layout].components:
+        part = where.rstrip("./")
+        comp = Component(label, part + "/")
+        try:
+            files = part_weight_files(folder, part, hint="")
+        except CheckpointError as exc:
+            if layout in ("vidxtend_folders", "sdvsr_folder"):  # every part is needed
+                result.notes.append(f"MISSING: {label} ({exc})")
+                result.components.append(comp)
+            continue
+        comp.file = ", ".join(p.name for p in files)
+        for f in files:
+            index = read_tensor_infos(f)
+            result.lazy &= index.lazy
+            for info in index.tensors.values():
+                comp.add(info)
+        result.components.append(comp)
+    if layout == "vidxtend_folders":
+        result.notes.append("VidXTend has no image encoder: give one as image_encoder (a ViT-H/14 clip_vision "
+                            "file, open_clip_pytorch_model.bin, or the official checkpoint)")
+    return result
+
+
+def inspect_path(path: str | os.PathLike) -> Inspection:
+    """The ``Inspection`` of a weight file or of a model folder (a folder of unrelated files: each one)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"not found: {path}. Check the path.")
+    if not path.is_dir():
+        return inspect_file(path)
+    layout = detect_folder_layout(path)
+    if layout in ("vidxtend_folders", "sdvsr_folder", "modelscope_folder"):
+        result = _inspect_subfolders(path, layout)
+        if layout == "sdvsr_folder":
+            from .sdvsr import RAFT_FILE_NAME
+
+            raft = path / RAFT_FILE_NAME
+            if not raft.is_file():
+                raft = path.parent / RAFT_FILE_NAME
+            if raft.is_file():
+                result.files.append(inspect_file(raft))
+        return result
+    files = _weight_files(path)
+    if not files:
+        raise CheckpointError(f"{path} holds no weight file ({', '.join(WEIGHT_SUFFIXES)}) and no model subfolders.")
+    return Inspection(path, "folder" if layout == "unknown" else layout, files=[inspect_file(f) for f in files])
