@@ -7,9 +7,9 @@ list it in ``NODE_MODULES`` to register it.
 
 from __future__ import annotations
 
-from . import blend_model
+from . import blend_model, chunk_loop, generate, loaders, refine, upscale
 
-NODE_MODULES = (blend_model,)
+NODE_MODULES = (loaders, generate, chunk_loop, refine, upscale, blend_model)
 
 
 def _collect(modules):

@@ -97,8 +97,10 @@ def run_comfy_python(script: Path, *args: str, timeout: float = 300) -> subproce
 
 
 def run_workflows(workflows: Mapping[str, dict], workdir: Path, expect: Mapping[str, str] | None = None,
-                  models_dir: Optional[Path] = None, server_args: tuple[str, ...] = (), timeout: float = 300) -> HarnessReport:
-    """Post API workflows (name -> graph) to one server session; ``expect`` defaults to success."""
+                  models_dir: Optional[Path] = None, server_args: tuple[str, ...] = (), timeout: float = 300,
+                  inputs: tuple[Path, ...] = ()) -> HarnessReport:
+    """Post API workflows (name -> graph) to one server session; ``expect`` defaults to success.
+    ``inputs``: files copied into ComfyUI's input folder (for LoadImage / LoadVideo)."""
     install = find_comfyui()
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(RUN_WORKFLOW), "--pack", str(REPO), "--comfy-root", str(install.root),
@@ -109,6 +111,7 @@ def run_workflows(workflows: Mapping[str, dict], workdir: Path, expect: Mapping[
         path = workdir / f"{name}.json"
         path.write_text(json.dumps(graph, indent=1))
         cmd += ["--workflow", str(path), "--expect", (expect or {}).get(name, "success")]
+    cmd += [f"--input={path}" for path in inputs]
     if models_dir is not None:
         yaml_path = write_model_paths(models_dir, workdir / "extra_model_paths.yaml")
         cmd += ["--server-arg=--extra-model-paths-config", f"--server-arg={yaml_path}"]

@@ -9,6 +9,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# One intra-op thread: the tiny models gain nothing from more, CPU kernels then sum in a fixed order
+# (several tests compare two code paths bit for bit), and a busy 2-core machine does not thrash.
+torch.set_num_threads(int(os.environ.get("STREAMING_TEST_THREADS", "1")))
 SHARED = Path(os.environ.get("STREAMING_SHARED_DIR", REPO.parent / "shared"))
 
 

@@ -48,9 +48,9 @@ def test_node_schema(node_id):
         assert isinstance(spec, tuple) and 1 <= len(spec) <= 2, f"{where}: (type, options) tuple"
         kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
         assert isinstance(options.get("tooltip"), str) and options["tooltip"].strip(), f"{where}: tooltip"
-        if isinstance(kind, list):
-            assert kind and all(isinstance(c, str) for c in kind), f"{where}: combo choices"
-            assert options.get("default", kind[0]) in kind, f"{where}: default not a choice"
+        if isinstance(kind, list):  # a model-file dropdown is empty where no model is installed
+            assert all(isinstance(c, str) for c in kind), f"{where}: combo choices"
+            assert not kind or options.get("default", kind[0]) in kind, f"{where}: default not a choice"
         else:
             assert kind in NATIVE_TYPES or kind in OUR_TYPES, f"{where}: unknown type {kind}"
         if kind in ("INT", "FLOAT"):

@@ -42,6 +42,9 @@ def object_info_of(cls) -> dict:
 
 
 FILE_LIST = "st2v_file_list"  # our mark on a combo's options: a file dropdown
+# Our optional-file dropdowns list a sentinel before the files ('none': use no file, 'auto': find it); with no
+# models present, as in these checks, the sentinel alone is left, and any file name may be picked.
+FILE_MENU_SENTINELS = ("none", "auto")
 
 
 def _mark_file_inputs(nodes: dict, file_inputs: dict[str, list[str]]) -> None:
@@ -107,7 +110,8 @@ def widget_layout(definition: dict) -> list[tuple[str, Any, dict, str]]:
 def check_value(where: str, kind, options: dict, value) -> list[str]:
     """What ComfyUI's validation would reject: wrong type, outside min/max, not a combo choice."""
     choices = _choices(kind, options)
-    if options.get(FILE_LIST) or choices == []:  # a file dropdown: any file name may be picked
+    if options.get(FILE_LIST) or choices == [] or (choices is not None and len(choices) == 1
+                                                   and choices[0] in FILE_MENU_SENTINELS):  # a file dropdown
         return [] if isinstance(value, str) and value else [f"{where}: {value!r} is not a file name"]
     if choices is not None:
         return [] if value in choices else [f"{where}: {value!r} is not one of {choices[:12]}"]

@@ -5,23 +5,27 @@ PyTorch: CPU devices, files under $STREAMING_MODELS_DIR, no progress bar), so no
 CI; only patching a native MODEL needs a real ComfyUI.
 """
 
+from .bundles import bundle_of, load_bundle_for_use, wrap_bundle
 from .context_windows import BLEND_CHOICES, patch_model_with_blend
 from .devices import DTYPE_CHOICES, ROLES, intermediate_device, load_device, offload_device, pick_dtype, torch_device
 from .folders import (MODEL_EXTENSIONS, MODEL_FOLDERS, folder_dirs, full_path, list_files, list_subfolders,
                       register_model_folders, subfolder_path)
 from .images import frames_to_image, image_to_frames
 from .models import HostedModel, core_model, load_for_use, wrap_model
+from .outputs import output_directory, output_subfolder
 from .progress import preview_image, progress_callback
 from .runtime import comfy_module, in_comfyui
 from .video_models import LatentLayout, latent_layout, resolve_layout
 
 __all__ = [
+    "bundle_of", "load_bundle_for_use", "wrap_bundle",
     "BLEND_CHOICES", "patch_model_with_blend",
     "DTYPE_CHOICES", "ROLES", "intermediate_device", "load_device", "offload_device", "pick_dtype", "torch_device",
     "MODEL_EXTENSIONS", "MODEL_FOLDERS", "folder_dirs", "full_path", "list_files", "list_subfolders",
     "register_model_folders", "subfolder_path",
     "frames_to_image", "image_to_frames",
     "HostedModel", "core_model", "load_for_use", "wrap_model",
+    "output_directory", "output_subfolder",
     "preview_image", "progress_callback",
     "comfy_module", "in_comfyui",
     "LatentLayout", "latent_layout", "resolve_layout",

@@ -135,9 +135,15 @@ def encode_anchor(model, image: torch.Tensor, height: Optional[int] = None, widt
 
 
 def _as_anchor(model, anchor, height: int, width: int) -> Optional[Anchor]:
-    """An ``Anchor`` from what the caller gave (None stays None: frame 0 is encoded later)."""
-    if anchor is None or isinstance(anchor, Anchor):
-        return anchor
+    """An ``Anchor`` for a video of ``height`` x ``width`` from what the caller gave (None stays None:
+    frame 0 is encoded later). An ``Anchor`` encoded at another size (e.g. by the Anchor node before it
+    knew the video) is re-encoded through the same rule, so it reaches CLIP exactly as an image would."""
+    if anchor is None:
+        return None
+    if isinstance(anchor, Anchor):
+        if tuple(anchor.frames.shape[1:3]) == (height, width):
+            return anchor
+        anchor = anchor.frames
     return encode_anchor(model, anchor, height, width)
 
 
@@ -301,6 +307,33 @@ def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: Extensio
                               run.steps_done + 1)
             on_chunk(ChunkDone(index - 1, first, host, max(0, min(new.shape[0], target_frames - first)), state))
         run.step(new[-min(new.shape[0], 4):].detach().cpu())
+
+
+def extension_chunk_index(frames_so_far: int) -> int:
+    """The loop's index of the chunk that extends a video of ``frames_so_far`` frames (16 -> 1, 24 -> 2)."""
+    return max(0, (frames_so_far - CONDITIONING_FRAMES) // NEW_FRAMES_PER_CHUNK)
+
+
+@torch.no_grad()
+def extend_one_chunk(model, video: torch.Tensor, settings: ExtensionSettings, *,
+                     anchor: Optional[torch.Tensor | Anchor] = None, on_step: Optional[ProgressCallback] = None,
+                     output_device: str | torch.device = "cpu") -> torch.Tensor:
+    """The 8 new frames (8, H, W, 3) in 0..1 of one extension of ``video`` (F >= 8 frames, any source).
+
+    The loop's own chunk code, so a chain of single extensions with one seed is the loop's video frame
+    for frame: the chunk's noise index is read from the video's length (16 frames = the first
+    extension). ``settings.prompts[0]`` is the chunk's prompt; ``anchor`` defaults to frame 0.
+    """
+    video = check_image_batch(video, "the video to extend", CONDITIONING_FRAMES)
+    frames, height, width = int(video.shape[0]), int(video.shape[1]), int(video.shape[2])
+    check_size(height, width)
+    anchor = _as_anchor(model, anchor, height, width) or encode_anchor(model, video[:1])
+    index = extension_chunk_index(frames)
+    new: list[torch.Tensor] = []
+    _extend(model, video[-CONDITIONING_FRAMES:], anchor, settings, chunks_done=index, frames_done=frames,
+            target_frames=frames + 1, prompt_offset=1 - index, run=_Run(on_step or no_progress, settings.steps),
+            rng_state=None, on_chunk=None, output_device=output_device, keep=new)
+    return new[0]
 
 
 def _check_frames(frames: int, minimum: int, what: str) -> None:

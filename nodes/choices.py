@@ -1,0 +1,125 @@
+"""What the loaders' dropdowns offer, and how a picked name becomes a path.
+
+A model is a file or a folder (a diffusers layout, Stream-DiffVSR's hub folder), so each dropdown
+lists the folders that hold such a model first, then the weight files. Which folders qualify is
+asked of the core's loaders (the same rules loading applies), so the menus never offer a folder
+the loader would reject for its layout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..streaming_core.checkpoints.modelscope import find_unet_file
+from ..streaming_core.errors import CheckpointError
+from . import host
+
+ST2V = "streamingt2v"
+SDVSR = "stream_diffvsr"
+CLIP_VISION = "clip_vision"
+NONE = "none"
+AUTO = "auto"
+
+
+def _folders(kind: str, accept: Callable[[Path], bool]) -> list[str]:
+    return [name for name in host.list_subfolders(kind) if accept(Path(host.subfolder_path(kind, name)))]
+
+
+def _holds_unet(folder: Path) -> bool:
+    try:
+        find_unet_file(folder)
+        return True
+    except CheckpointError:
+        return False
+
+
+def _is_vidxtend_folder(folder: Path) -> bool:
+    try:
+        from ..streaming_core.checkpoints.vidxtend import is_vidxtend_folder
+    except ImportError:  # a core without VidXTend support
+        return False
+    return is_vidxtend_folder(folder)
+
+
+def _is_diffusers_enhancer(folder: Path) -> bool:
+    return all((folder / part).is_dir() for part in ("unet", "text_encoder", "vae"))
+
+
+def _path(kind: str, name: str) -> str:
+    """A folder or a file picked from one of the menus below."""
+    if name in host.list_subfolders(kind):
+        return host.subfolder_path(kind, name)
+    return host.full_path(kind, name)
+
+
+# -- StreamingT2V --------------------------------------------------------------------------------
+def st2v_models() -> list[str]:
+    """VidXTend folders, then every weight file (streaming_t2v.ckpt, its safetensors, vidxtend.fp16...)."""
+    return _folders(ST2V, _is_vidxtend_folder) + host.list_files(ST2V)
+
+
+def st2v_model_path(name: str) -> str:
+    return _path(ST2V, name)
+
+
+def image_encoders() -> list[str]:
+    """'none', our folder's files, then ComfyUI's clip_vision files (prefixed 'clip_vision/')."""
+    return [NONE] + host.list_files(ST2V) + [f"{CLIP_VISION}/{name}" for name in host.list_files(CLIP_VISION)]
+
+
+def image_encoder_path(name: str) -> Optional[str]:
+    if name in (None, "", NONE):
+        return None
+    prefix = CLIP_VISION + "/"
+    if name.startswith(prefix) and name[len(prefix):] in host.list_files(CLIP_VISION):
+        return host.full_path(CLIP_VISION, name[len(prefix):])
+    return host.full_path(ST2V, name)
+
+
+# -- ModelScope first-chunk UNet -----------------------------------------------------------------
+def base_models() -> list[str]:
+    """Folders holding a ModelScope-style UNet (text-to-video-ms-1.7b, zeroscope_v2_576w), then files."""
+    folders = _folders(ST2V, _holds_unet)
+    loose = [f for f in host.list_files(ST2V) if not any(f.startswith(d + "/") for d in folders)]
+    return folders + loose
+
+
+def base_model_path(name: str) -> str:
+    return _path(ST2V, name)
+
+
+# -- enhancer ------------------------------------------------------------------------------------
+def enhancers() -> list[str]:
+    """MS-Vid2Vid-XL's UNet file wherever it lies (its two companions sit beside it), then diffusers
+    UNet3D folders with a text encoder and a VAE (zeroscope_v2_XL)."""
+    from ..streaming_core.checkpoints.enhancer import MSVID2VID_FILES
+
+    unet = MSVID2VID_FILES["unet"]
+    ms = [f for f in host.list_files(ST2V) if f == unet or f.endswith("/" + unet)]
+    return ms + _folders(ST2V, _is_diffusers_enhancer)
+
+
+def enhancer_path(name: str) -> str:
+    """The folder to hand the enhancer loader (it finds the three MS-Vid2Vid-XL files by name)."""
+    path = _path(ST2V, name)
+    return str(Path(path).parent) if os.path.isfile(path) else path
+
+
+# -- Stream-DiffVSR ------------------------------------------------------------------------------
+def sdvsr_models() -> list[str]:
+    return host.list_subfolders(SDVSR, marker="unet")
+
+
+def sdvsr_model_path(name: str) -> str:
+    return host.subfolder_path(SDVSR, name)
+
+
+def raft_files() -> list[str]:
+    """'auto' (the RAFT file in the model folder or beside it), then the loose files of the folder."""
+    return [AUTO] + [f for f in host.list_files(SDVSR) if "/" not in f]
+
+
+def raft_path(name: str) -> Optional[str]:
+    return None if name in (None, "", AUTO) else host.full_path(SDVSR, name)

@@ -1,0 +1,90 @@
+"""ST2V Chunk Loop: the CAM Extender repeated to a target length, resumable across queue runs."""
+
+from __future__ import annotations
+
+import logging
+
+from ..streaming_core.pipelines.long_video import ExtensionSettings
+from ..streaming_core.pipelines.resumable_loop import (AUTO, auto_run_name, check_run_name, prompts_from_lines,
+                                                       run_chunk_loop)
+from ..streaming_core.pipelines.run_folder import RunFolder
+from . import host
+from .common_inputs import UNIQUE_ID, guidance_inputs, negative_input, prompt_input, seed_input, steps_input
+from .generate import ANCHOR_TOOLTIP, MODEL_TOOLTIP
+
+RUNS_FOLDER = "streamingt2v_runs"
+log = logging.getLogger(__name__)
+
+
+def run_folder(name: str, model, video, settings, anchor):
+    """The resume folder of this run under ComfyUI's output directory (None: no resume state)."""
+    name = (name or "").strip()
+    if not name:
+        return None
+    name = auto_run_name(model, video, settings, anchor) if name == AUTO else check_run_name(name)
+    return RunFolder(host.output_subfolder(RUNS_FOLDER, name))
+
+
+class ST2VChunkLoop:
+    DESCRIPTION = (
+        "Extends a video to a target length by repeating the CAM Extender: every chunk conditions on the last 8 "
+        "frames and the anchor, and adds 8 frames (the paper shows 1200). One prompt per line gives one per chunk "
+        "(the last repeats). The state is saved after every chunk under output/streamingt2v_runs/, so a run stopped "
+        "by Cancel, an error or a closed ComfyUI continues where it stopped when the same graph is queued again "
+        "(keep the seeds fixed). Finished frames leave the GPU as each chunk ends.")
+    CATEGORY = "StreamingT2V"
+    FUNCTION = "loop"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The whole video: the start frames followed by the generated ones, `frames` in all.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "st2v_model": ("ST2V_MODEL", {"tooltip": MODEL_TOOLTIP}),
+                "video": ("IMAGE", {"tooltip": "The start: the Initial Chunk, or any video of at least 8 frames "
+                                               "(sides multiples of 8)."}),
+                "prompts": prompt_input("One prompt, or one per line: line 1 for the first generated chunk, line 2 "
+                                        "for the next, ...; the last line repeats."),
+                "negative_prompt": negative_input(),
+                "frames": ("INT", {"default": 120, "min": 9, "max": 100000,
+                                   "tooltip": "Length of the whole video in frames, the start included (8 new frames "
+                                              "per chunk; the last chunk is cut to fit)."}),
+                "seed": seed_input("Seed of every chunk's noise (chunk k draws from (seed, k), so a longer video "
+                                   "starts with the shorter one). Keep it fixed to resume."),
+                "steps": steps_input(50, "DDIM steps per chunk (official: 50)."),
+                **guidance_inputs(),
+                "run_name": ("STRING", {
+                    "default": AUTO,
+                    "tooltip": "Where the resume state goes (output/streamingt2v_runs/<name>). auto: named after the "
+                               "settings, so queueing the same graph again resumes and any change starts afresh. A "
+                               "name of your own continues only the same run (other settings are refused). Empty: "
+                               "no resume state."}),
+                "keep_state": ("BOOLEAN", {
+                    "default": False,
+                    "tooltip": "Keep the resume state after a finished run, so raising frames later continues the "
+                               "same video instead of starting over. Off: the state is deleted when the run ends."}),
+            },
+            "optional": {"anchor": ("ST2V_ANCHOR", {"tooltip": ANCHOR_TOOLTIP})},
+            "hidden": UNIQUE_ID,
+        }
+
+    def loop(self, st2v_model, video, prompts, negative_prompt, frames, seed, steps, text_guidance, anchor_guidance,
+             run_name, keep_state, anchor=None, unique_id=None):
+        start = host.image_to_frames(video, "video")
+        settings = ExtensionSettings(prompts_from_lines(prompts), negative_prompt, seed, steps,
+                                     guidance=text_guidance, anchor_guidance=anchor_guidance)
+        (st2v,) = host.load_for_use([st2v_model])
+        folder = run_folder(run_name, st2v, start, settings, anchor)
+        result = run_chunk_loop(st2v, start, frames, settings, folder, anchor=anchor, keep_state=keep_state,
+                                on_step=host.progress_callback(steps, unique_id),
+                                output_device=host.intermediate_device())
+        if result.resumed_from:
+            log.info("ST2V Chunk Loop: resumed run %s from frame %d; the video has %d frames",
+                     folder.path.name, result.resumed_from, result.video.shape[0])
+        return (host.frames_to_image(result.video),)
+
+
+NODE_CLASS_MAPPINGS = {"ST2VChunkLoop": ST2VChunkLoop}
+NODE_DISPLAY_NAME_MAPPINGS = {"ST2VChunkLoop": "ST2V Chunk Loop (long video)"}

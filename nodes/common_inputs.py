@@ -1,0 +1,41 @@
+"""Input definitions several nodes share, so the same setting reads the same everywhere."""
+
+from __future__ import annotations
+
+MAX_SEED = 2**63 - 1  # the core's seeds are int64
+
+
+def seed_input(tooltip: str):
+    return ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True, "tooltip": tooltip})
+
+
+def steps_input(default: int, tooltip: str):
+    return ("INT", {"default": default, "min": 1, "max": 1000, "tooltip": tooltip})
+
+
+def scale_input(default: float, tooltip: str):
+    return ("FLOAT", {"default": default, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": tooltip})
+
+
+def prompt_input(tooltip: str, default: str = ""):
+    return ("STRING", {"default": default, "multiline": True, "tooltip": tooltip})
+
+
+def negative_input():
+    return ("STRING", {"default": "", "multiline": True,
+                       "tooltip": "What the video should not show. Empty is the official setting."})
+
+
+def guidance_inputs():
+    """The CAM steps' two guidance scales (paper eq. 12); equal values take the official joint form."""
+    return {
+        "text_guidance": scale_input(7.5, "How strongly the chunk follows the prompt (classifier-free guidance). "
+                                          "With anchor_guidance equal to it, one joint scale as officially (7.5), "
+                                          "two network passes per step."),
+        "anchor_guidance": scale_input(7.5, "How strongly the chunk keeps the anchor frame's appearance (APM). A "
+                                            "value different from text_guidance uses the paper's eq. 12 with "
+                                            "separate scales: three passes per step instead of two."),
+    }
+
+
+UNIQUE_ID = {"unique_id": "UNIQUE_ID"}

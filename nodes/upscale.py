@@ -1,0 +1,67 @@
+"""Stream-DiffVSR Upscale: causal x4 video super-resolution, frame by frame, resumable across queue runs."""
+
+from __future__ import annotations
+
+import torch
+
+from ..streaming_core.models.sdvsr.bundle import NUM_STEPS
+from ..streaming_core.pipelines.upscale import upscale_stream
+from . import host
+from .common_inputs import UNIQUE_ID, seed_input
+
+FLOW_TILES = ("auto", "off", "256", "384", "512", "768", "1024")
+
+
+def flow_tile_setting(choice: str):
+    """The core's ``flow_tile`` for a menu choice."""
+    if choice in ("auto", "off"):
+        return "auto" if choice == "auto" else None
+    return int(choice)
+
+
+class SDVSRUpscale:
+    DESCRIPTION = (
+        "Upscales a video 4x with Stream-DiffVSR: one frame at a time, each guided by the previous output warped "
+        "with optical flow (past frames only), 4 denoising steps per frame. Pass the state output into the next "
+        "Upscale's state input to continue the same video in another queue run without a cold start (split a long "
+        "video into parts with Image From Batch).")
+    CATEGORY = "StreamingT2V"
+    FUNCTION = "upscale"
+    RETURN_TYPES = ("IMAGE", "SDVSR_STATE")
+    RETURN_NAMES = ("video", "state")
+    OUTPUT_TOOLTIPS = ("The upscaled frames (4x width and height; sides floored to multiples of 4 first).",
+                       "The state after the last frame: connect it to the next part's Upscale.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "sdvsr_model": ("SDVSR_MODEL", {"tooltip": "Stream-DiffVSR from the Stream-DiffVSR Loader."}),
+                "video": ("IMAGE", {"tooltip": "Low-resolution frames, in order (one video; all one size)."}),
+                "seed": seed_input("Seed of the per-frame noise. Ignored when a state is connected (it carries "
+                                   "its own noise stream)."),
+                "flow_tile": (list(FLOW_TILES), {
+                    "default": "auto",
+                    "tooltip": "Optical flow (RAFT) in tiles of this many output pixels. off: the whole frame at once "
+                               "(official; memory grows fast with size). auto: tiles only when the whole frame would "
+                               "need more than about 6 GB."}),
+            },
+            "optional": {
+                "state": ("SDVSR_STATE", {"tooltip": "The state output of the Upscale that handled the previous "
+                                                     "frames of this video. Not connected: a new video."}),
+            },
+            "hidden": UNIQUE_ID,
+        }
+
+    def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, unique_id=None):
+        frames = host.image_to_frames(video, "video")
+        models = host.load_bundle_for_use(sdvsr_model)
+        stream = upscale_stream(models, frames, state, seed=seed, flow_tile=flow_tile_setting(flow_tile),
+                                on_step=host.progress_callback(frames.shape[0] * NUM_STEPS, unique_id),
+                                output_device=host.intermediate_device())
+        upscaled = torch.stack(list(stream))
+        return (host.frames_to_image(upscaled), stream.state)
+
+
+NODE_CLASS_MAPPINGS = {"SDVSRUpscale": SDVSRUpscale}
+NODE_DISPLAY_NAME_MAPPINGS = {"SDVSRUpscale": "Stream-DiffVSR Upscale (4x)"}

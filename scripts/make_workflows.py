@@ -1,0 +1,423 @@
+"""Write the pack's example workflows: each as a UI file (workflows/, what users load from the template
+browser) and its API twin (workflows/api/, what tests post to ComfyUI), from one description.
+
+Usage: python scripts/make_workflows.py   (from the pack root, with the test environment active)
+
+Why generated: a UI file repeats every link three times (the link table, the source output, the
+target input) and every widget by position; writing both formats from one description keeps them
+twins by construction. Widget order and slot types come from the node definitions the workflow
+checker uses (ours from the pack, native ones from tests/data/native_nodes.json). The Wan blend
+workflow is hand-written and not touched here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import workflow_check as wc  # noqa: E402
+from pack_loader import load_pack  # noqa: E402
+
+GROUP_COLORS = {"models": "#3f789e", "generate": "#8A8", "loop": "#a1309b", "refine": "#b58b2a", "save": "#444",
+                "upscale": "#88A"}
+NOTE_COLOR = "#432"
+WIDTH = 340
+GAP, PAD, TITLE = 30, 15, 35  # between stacked nodes; group padding; group title band
+GROUP_GAP = GAP + 2 * PAD + TITLE  # between stacked groups
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    widgets: dict[str, Any]
+    title: Optional[str] = None
+    size: Optional[tuple[int, int]] = None
+    links_in: dict[str, tuple["Node", int]] = field(default_factory=dict)
+
+
+class Workflow:
+    def __init__(self, definitions: dict):
+        self.defs = definitions
+        self.nodes: list[Node] = []
+        self.notes: list[dict] = []
+        self.groups: list[dict] = []
+
+    def add(self, node_type: str, pos=None, title: Optional[str] = None, size=None, below: Optional[Node] = None,
+            gap: int = None, **widgets) -> Node:
+        """A node at ``pos``, or stacked under ``below`` (same column, ``gap`` apart)."""
+        if node_type not in self.defs:
+            raise KeyError(f"unknown node type {node_type}")
+        if below is not None:
+            pos = (below.pos[0], self.bottom([below]) + (GAP if gap is None else gap))
+        node = Node(len(self.nodes) + len(self.notes) + 1, node_type, tuple(pos), widgets, title, size)
+        self.nodes.append(node)
+        return node
+
+    def connect(self, src: Node, output: str | int, dst: Node, input_name: str) -> None:
+        outputs = self.defs[src.type].get("output_name") or self.defs[src.type]["output"]
+        slot = output if isinstance(output, int) else list(outputs).index(output)
+        dst.links_in[input_name] = (src, slot)
+
+    def bottom(self, nodes: list[Node]) -> int:
+        return max(n.pos[1] + self._size(n)[1] for n in nodes)
+
+    def note(self, text: str, pos, size=(420, 200)) -> None:
+        self.notes.append({"id": len(self.nodes) + len(self.notes) + 1, "text": text, "pos": list(pos),
+                           "size": list(size)})
+
+    def group(self, title: str, members: list[Node], color: str) -> None:
+        """A titled box around ``members`` (placed already)."""
+        left = min(n.pos[0] for n in members) - PAD
+        top = min(n.pos[1] for n in members) - PAD - TITLE
+        right = max(n.pos[0] + self._size(n)[0] for n in members) + PAD
+        bottom = max(n.pos[1] + self._size(n)[1] for n in members) + PAD
+        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [left, top, right - left, bottom - top],
+                            "color": color, "font_size": 24, "flags": {}})
+
+    # -- shared layout facts -----------------------------------------------------------------------
+    def _inputs(self, node_type: str):
+        return wc._inputs(self.defs[node_type])
+
+    def _slots(self, node: Node) -> list[tuple[str, Any, dict, bool]]:
+        """UI input slots: every non-widget input, then widgets fed by a link (converted widgets)."""
+        slots = [i for i in self._inputs(node.type) if not wc._is_widget(i[1], i[2])]
+        slots += [i for i in self._inputs(node.type) if wc._is_widget(i[1], i[2]) and i[0] in node.links_in]
+        return slots
+
+    def _widget_values(self, node: Node) -> list:
+        values = []
+        for name, kind, options, slot in wc.widget_layout(self.defs[node.type]):
+            if slot == "control":
+                values.append("fixed")
+            elif slot == "upload":
+                values.append("image")
+            elif name in node.widgets:
+                values.append(node.widgets[name])
+            elif "default" in options:
+                values.append(options["default"])
+            else:
+                raise KeyError(f"{node.type}.{name} needs a value (no default)")
+        return values
+
+    def _api_widgets(self, node: Node) -> dict:
+        names = [name for name, _, _, slot in wc.widget_layout(self.defs[node.type]) if slot == "value"]
+        values = [v for (n, _, _, slot), v in zip(wc.widget_layout(self.defs[node.type]), self._widget_values(node))
+                  if slot == "value"]
+        return dict(zip(names, values))
+
+    def _size(self, node: Node) -> list[int]:
+        if node.size:
+            return list(node.size)
+        layout = [w for w in wc.widget_layout(self.defs[node.type]) if w[3] == "value"]
+        multiline = sum(1 for _, kind, options, _ in layout if kind == "STRING" and options.get("multiline"))
+        rows = max(len(self._slots(node)), len(self.defs[node.type]["output"])) + len(layout) + 3 * multiline
+        return [WIDTH, 46 + 26 * rows]
+
+    def _order(self) -> dict[int, int]:
+        done: dict[int, int] = {}
+
+        def visit(node: Node) -> None:
+            if node.id in done:
+                return
+            for src, _ in node.links_in.values():
+                visit(src)
+            done[node.id] = len(done)
+
+        for node in self.nodes:
+            visit(node)
+        return done
+
+    # -- the two formats -------------------------------------------------------------------------------
+    def ui(self) -> dict:
+        links, ui_nodes = [], []
+        order = self._order()
+        out_links: dict[tuple[int, int], list[int]] = {}
+        in_links: dict[tuple[int, str], int] = {}
+        for node in self.nodes:
+            slots = [s[0] for s in self._slots(node)]
+            for name, (src, slot) in node.links_in.items():
+                link_id = len(links) + 1
+                link_type = (self.defs[src.type]["output"])[slot]
+                links.append([link_id, src.id, slot, node.id, slots.index(name), link_type])
+                out_links.setdefault((src.id, slot), []).append(link_id)
+                in_links[(node.id, name)] = link_id
+        for node in self.nodes:
+            definition = self.defs[node.type]
+            inputs = []
+            for name, kind, options, required in self._slots(node):
+                entry = {"name": name, "type": kind if isinstance(kind, str) else "COMBO",
+                         "link": in_links.get((node.id, name))}
+                if not required:
+                    entry["shape"] = 7
+                if wc._is_widget(kind, options):
+                    entry["widget"] = {"name": name}
+                inputs.append(entry)
+            names = definition.get("output_name") or definition["output"]
+            outputs = [{"name": names[i], "type": kind, "links": out_links.get((node.id, i), []), "slot_index": i}
+                       for i, kind in enumerate(definition["output"])]
+            entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": self._size(node), "flags": {},
+                     "order": order[node.id], "mode": 0, "inputs": inputs, "outputs": outputs,
+                     "properties": {"Node name for S&R": node.type}, "widgets_values": self._widget_values(node)}
+            if node.title:
+                entry["title"] = node.title
+            ui_nodes.append(entry)
+        for note in self.notes:
+            ui_nodes.append({"id": note["id"], "type": "MarkdownNote", "pos": note["pos"], "size": note["size"],
+                             "flags": {}, "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [],
+                             "title": "Note", "properties": {}, "widgets_values": [note["text"]],
+                             "color": NOTE_COLOR, "bgcolor": "#653"})
+        return {"last_node_id": max(n["id"] for n in ui_nodes), "last_link_id": len(links), "nodes": ui_nodes,
+                "links": links, "groups": self.groups, "config": {},
+                "extra": {"ds": {"scale": 0.75, "offset": [20, 20]}}, "version": 0.4}
+
+    def api(self) -> dict:
+        graph = {}
+        for node in self.nodes:
+            inputs = self._api_widgets(node)
+            for name, (src, slot) in node.links_in.items():
+                inputs[name] = [str(src.id), slot]
+            graph[str(node.id)] = {"class_type": node.type, "inputs": inputs,
+                                   "_meta": {"title": node.title or node.type}}
+        return graph
+
+
+# ----------------------------------------------------------------------------------------------- the workflows
+PROMPT = "a red panda climbing a tree in a sunny bamboo forest, highly detailed, cinematic"
+MODELS_NOTE = (
+    "## Models (nothing is downloaded)\n"
+    "Put the weights into **ComfyUI/models/streamingt2v/** (or a `streamingt2v:` entry of extra_model_paths.yaml):\n"
+    "- `streaming_t2v.ckpt` (StreamingT2V; or `vidxtend.fp16.safetensors` + an image encoder)\n"
+    "- `text-to-video-ms-1.7b/` (the stock ModelScope T2V diffusers folder; `unet/` is enough)\n"
+    "- MS-Vid2Vid-XL: `non_ema_0035000.pth`, `open_clip_pytorch_model.bin`, `v2-1_512-ema-pruned.ckpt`\n"
+    "  (or a zeroscope_v2_XL diffusers folder)\n"
+    "Stream-DiffVSR: **ComfyUI/models/stream_diffvsr/Stream-DiffVSR/** (the hub folder) + "
+    "`raft_large_C_T_SKHT_V2-ff5fadd5.pth` beside it.\n\n"
+    "Press **R** after adding files so the dropdowns see them.")
+RESUME_NOTE = (
+    "## Long runs\n"
+    "The Chunk Loop saves its state after every chunk (output/streamingt2v_runs/). If a run stops (Cancel, an "
+    "error, a closed ComfyUI), **queue the same graph again**: it continues where it stopped. Keep every seed on "
+    "**fixed** for that (a randomized seed makes a new video).\n\n"
+    "Frames: 8 new frames per chunk at 8 fps; `frames` counts the whole video.")
+
+
+COLUMNS = (20, 420, 820, 1220, 1620, 2020, 2420)
+TOP = 60
+
+
+def _models(wf: Workflow, x: int, y: int = TOP) -> tuple[Node, Node]:
+    st2v = wf.add("ST2VLoader", (x, y), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none")
+    base = wf.add("ST2VModelScopeLoader", below=st2v, model="text-to-video-ms-1.7b", dtype="auto")
+    return st2v, base
+
+
+def _first_chunk(wf: Workflow, st2v: Node, base: Node, pos, prompt: str = PROMPT) -> Node:
+    first = wf.add("ST2VInitialChunk", pos, prompt=prompt, negative_prompt="", seed=42, steps=50, guidance=9.0,
+                   width=256, height=256, frames=16)
+    wf.connect(st2v, 0, first, "st2v_model")
+    wf.connect(base, 0, first, "base_model")
+    return first
+
+
+def _anchor(wf: Workflow, st2v: Node, image: Node, output=0, **where) -> Node:
+    anchor = wf.add("ST2VAnchorEncoder", frame_index=0, **where)
+    wf.connect(st2v, 0, anchor, "st2v_model")
+    wf.connect(image, output, anchor, "image")
+    return anchor
+
+
+def _loop(wf: Workflow, st2v: Node, video: Node, anchor: Optional[Node], **where) -> Node:
+    loop = wf.add("ST2VChunkLoop", prompts=PROMPT, negative_prompt="", frames=120, seed=42, steps=50,
+                  text_guidance=7.5, anchor_guidance=7.5, run_name="auto", keep_state=False, **where)
+    wf.connect(st2v, 0, loop, "st2v_model")
+    wf.connect(video, 0, loop, "video")
+    if anchor is not None:
+        wf.connect(anchor, 0, loop, "anchor")
+    return loop
+
+
+def _refiner(wf: Workflow, enhancer: Node, video: Node, output=0, **where) -> Node:
+    refine = wf.add("ST2VRandomizedBlendRefiner", prompt=PROMPT, negative_prompt="", mode="randomized", chunk=24,
+                    overlap=8, strength=0.6, steps=30, guidance=7.5, seed=42, width=0, height=0,
+                    sde_noise="gaussian", **where)
+    wf.connect(enhancer, 0, refine, "enhancer")
+    wf.connect(video, output, refine, "video")
+    return refine
+
+
+def _save(wf: Workflow, images: Node, output, prefix: str, fps_from: Optional[tuple[Node, str]] = None,
+          **where) -> list[Node]:
+    video = wf.add("CreateVideo", fps=8.0, gap=GROUP_GAP, **where)
+    wf.connect(images, output, video, "images")
+    if fps_from is not None:
+        wf.connect(fps_from[0], fps_from[1], video, "fps")
+    save = wf.add("SaveVideo", below=video, filename_prefix=prefix, format="auto", codec="auto")
+    wf.connect(video, 0, save, "video")
+    return [video, save]
+
+
+def text_to_long_video(defs) -> Workflow:
+    wf = Workflow(defs)
+    st2v, base = _models(wf, COLUMNS[0])
+    enhancer = wf.add("ST2VEnhancerLoader", below=base, model="non_ema_0035000.pth", dtype="auto")
+    wf.group("1. Models", [st2v, base, enhancer], GROUP_COLORS["models"])
+    wf.note(MODELS_NOTE, (COLUMNS[0], wf.bottom([enhancer]) + GROUP_GAP), (340, 400))
+    first = _first_chunk(wf, st2v, base, (COLUMNS[1], TOP))
+    anchor = _anchor(wf, st2v, first, below=first)
+    wf.group("2. First chunk and anchor", [first, anchor], GROUP_COLORS["generate"])
+    loop = _loop(wf, st2v, first, anchor, pos=(COLUMNS[2], TOP))
+    wf.group("3. Long video (256 px)", [loop], GROUP_COLORS["loop"])
+    refine = _refiner(wf, enhancer, loop, pos=(COLUMNS[3], TOP))
+    wf.group("4. Refine (720 px, randomized blending)", [refine], GROUP_COLORS["refine"])
+    below = wf.bottom([loop, refine]) + GROUP_GAP
+    saved = _save(wf, loop, 0, "video/st2v_long_256", pos=(COLUMNS[2], below))
+    saved += _save(wf, refine, 0, "video/st2v_long_refined", pos=(COLUMNS[3], below))
+    wf.group("5. Save", saved, GROUP_COLORS["save"])
+    wf.note(RESUME_NOTE, (COLUMNS[4], TOP), (360, 300))
+    return wf
+
+
+def extend_any_video(defs) -> Workflow:
+    wf = Workflow(defs)
+    load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=(WIDTH, 260), file="st2v_example_start.mp4")
+    parts = wf.add("GetVideoComponents", below=load)
+    scale = wf.add("ImageScale", below=parts, upscale_method="bicubic", width=256, height=256, crop="center")
+    wf.connect(load, 0, parts, "video")
+    wf.connect(parts, "images", scale, "image")
+    wf.group("1. The video to extend", [load, parts, scale], GROUP_COLORS["generate"])
+    st2v = wf.add("ST2VLoader", (COLUMNS[1], TOP), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none")
+    anchor = _anchor(wf, st2v, scale, below=st2v)
+    wf.group("2. StreamingT2V and the anchor", [st2v, anchor], GROUP_COLORS["models"])
+    wf.note("## Extend any video\nLoad a clip (a real video, or the output of AnimateDiff, SVD, Wan...). Its frames "
+            "are scaled to 256x256 (sides must be multiples of 8); the last 8 condition the first new chunk, frame 0 "
+            "is the appearance anchor (change frame_index, or feed any image to the anchor encoder).\n\n"
+            "`frames` is the length of the whole result, the loaded frames included.\n\n"
+            + RESUME_NOTE.split("\n", 1)[1], (COLUMNS[1], wf.bottom([anchor]) + GROUP_GAP), (340, 420))
+    loop = _loop(wf, st2v, scale, anchor, pos=(COLUMNS[2], TOP))
+    wf.group("3. Extend", [loop], GROUP_COLORS["loop"])
+    saved = _save(wf, loop, 0, "video/st2v_extended", fps_from=(parts, "fps"), below=loop)
+    wf.group("4. Save (at the loaded video's frame rate)", saved, GROUP_COLORS["save"])
+    return wf
+
+
+def prompt_per_chunk(defs) -> Workflow:
+    wf = Workflow(defs)
+    st2v, base = _models(wf, COLUMNS[0])
+    first = _first_chunk(wf, st2v, base, (COLUMNS[1], TOP), prompt="a red panda sitting on a branch")
+    anchor = _anchor(wf, st2v, first, below=first)
+    wf.group("1. Models, first chunk and anchor", [st2v, base, first, anchor], GROUP_COLORS["models"])
+    wf.note("## A hand-built loop\nEach CAM Extender conditions on the last 8 frames of its input and adds 8 new "
+            "ones, with its own prompt (and seed, guidance). Re-anchor by feeding another frame to an extender's "
+            "anchor input; branch by wiring one video into two extenders.\n\nWith one prompt and one seed, a chain "
+            "of extenders makes exactly the Chunk Loop's video.\n\n" + MODELS_NOTE,
+            (COLUMNS[0], wf.bottom([first, anchor]) + GROUP_GAP), (340, 560))
+    prompts = ("the red panda starts to climb up the tree", "the red panda reaches the top of the tree",
+               "the red panda looks around at the bamboo forest", "the red panda yawns and falls asleep")
+    video, extenders = first, []
+    for i, prompt in enumerate(prompts):
+        ext = wf.add("ST2VCAMExtender", (COLUMNS[2 + i], TOP), title=f"ST2V CAM Extender {i + 1}", prompt=prompt,
+                     negative_prompt="", seed=42, steps=50, text_guidance=7.5, anchor_guidance=7.5)
+        wf.connect(st2v, 0, ext, "st2v_model")
+        wf.connect(video, 0 if video is first else "video", ext, "video")
+        wf.connect(anchor, 0, ext, "anchor")
+        video = ext
+        extenders.append(ext)
+    wf.group("2. One CAM Extender per chunk, a prompt each", extenders, GROUP_COLORS["loop"])
+    saved = _save(wf, video, "video", "video/st2v_prompt_per_chunk", below=extenders[-1])
+    wf.group("3. Save", saved, GROUP_COLORS["save"])
+    return wf
+
+
+def refine_only(defs) -> Workflow:
+    wf = Workflow(defs)
+    load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=(WIDTH, 260), file="st2v_example_start.mp4")
+    parts = wf.add("GetVideoComponents", below=load)
+    enhancer = wf.add("ST2VEnhancerLoader", below=parts, model="non_ema_0035000.pth", dtype="auto")
+    wf.connect(load, 0, parts, "video")
+    wf.group("1. Video and enhancer", [load, parts, enhancer], GROUP_COLORS["models"])
+    refine = _refiner(wf, enhancer, parts, "images", pos=(COLUMNS[1], TOP))
+    wf.group("2. Refine with randomized blending", [refine], GROUP_COLORS["refine"])
+    saved = _save(wf, refine, 0, "video/st2v_refined", fps_from=(parts, "fps"), below=refine)
+    wf.group("3. Save", saved, GROUP_COLORS["save"])
+    wf.note("## Refine any video\nSDEdit at the enhancer's resolution (MS-Vid2Vid-XL: fitted into 1280x720) in "
+            "chunks of 24 frames overlapping by 8. randomized: one shared noise and a new random cut inside each "
+            "overlap at every step, so chunks join without seams; shared_noise and independent are the paper's "
+            "baselines, to compare.\n\nstrength: how much may change (0.6 official). The video needs at least one "
+            "chunk of frames.\n\n" + MODELS_NOTE, (COLUMNS[2], TOP), (380, 560))
+    return wf
+
+
+def long_video_upscale(defs) -> Workflow:
+    wf = Workflow(defs)
+    st2v, base = _models(wf, COLUMNS[0])
+    first = _first_chunk(wf, st2v, base, (COLUMNS[1], TOP))
+    loop = _loop(wf, st2v, first, None, pos=(COLUMNS[2], TOP))
+    wf.group("1. Long video (256 px)", [st2v, base, first, loop], GROUP_COLORS["loop"])
+    wf.note(MODELS_NOTE, (COLUMNS[0], wf.bottom([first, loop]) + GROUP_GAP), (340, 400))
+    sdvsr = wf.add("SDVSRLoader", (COLUMNS[3], TOP), model="Stream-DiffVSR", raft="auto", dtype="auto")
+    upscale = wf.add("SDVSRUpscale", below=sdvsr, seed=42, flow_tile="auto")
+    wf.connect(sdvsr, 0, upscale, "sdvsr_model")
+    wf.connect(loop, 0, upscale, "video")
+    wf.group("2. Stream-DiffVSR x4 (1024 px)", [sdvsr, upscale], GROUP_COLORS["upscale"])
+    saved = _save(wf, upscale, "video", "video/st2v_long_x4", below=upscale)
+    wf.group("3. Save", saved, GROUP_COLORS["save"])
+    wf.note("## Causal x4 upscaling\nStream-DiffVSR upscales frame by frame, each guided by the previous output "
+            "warped with optical flow. For a very long video, split it (Image From Batch) over several Upscale "
+            "nodes or queue runs and connect each one's **state** to the next one's state input: the result is the "
+            "same as one pass.", (COLUMNS[4], TOP), (360, 260))
+    return wf
+
+
+VIDXTEND_NOTE = (
+    "## Extend any video with VidXTend (5.1 GB instead of 25.6 GB)\n"
+    "The same StreamingT2V model from the smallest download: **vidxtend.fp16.safetensors** (Hugging Face "
+    "benjamin-paine/vidxtend) in models/streamingt2v/. It has no image encoder: pick the OpenCLIP ViT-H/14 one under "
+    "`image_encoder`, e.g. IP-Adapter's **CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors** from models/clip_vision/, or "
+    "open_clip_pytorch_model.bin (a ViT-L or bigG file does not fit). See docs/weights.md.\n\n"
+    "Load a clip; its frames are scaled to 256x256, the last 8 condition the first new chunk, frame 0 is the "
+    "appearance anchor. `frames` is the length of the whole result, the loaded frames included.\n\n"
+    + RESUME_NOTE.split("\n", 1)[1])
+
+
+def extend_video_vidxtend(defs) -> Workflow:
+    """Extend any video from the smallest download: VidXTend + a ViT-H clip_vision image encoder."""
+    wf = extend_any_video(defs)
+    st2v = next(n for n in wf.nodes if n.type == "ST2VLoader")
+    st2v.widgets.update(model="vidxtend.fp16.safetensors",
+                        image_encoder="clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors")
+    next(n for n in wf.nodes if n.type == "SaveVideo").widgets["filename_prefix"] = "video/st2v_vidxtend_extended"
+    wf.notes[0]["text"] = VIDXTEND_NOTE
+    wf.groups[1]["title"] = "2. StreamingT2V (VidXTend + ViT-H)"
+    return wf
+
+
+WORKFLOWS = {
+    "streamingt2v_text_to_long_video": text_to_long_video,
+    "streamingt2v_extend_any_video": extend_any_video,
+    "streamingt2v_prompt_per_chunk_extenders": prompt_per_chunk,
+    "streamingt2v_refine_only": refine_only,
+    "streamingt2v_long_video_upscale": long_video_upscale,
+    "streamingt2v_extend_video_vidxtend": extend_video_vidxtend,
+}
+
+
+def main() -> int:
+    definitions = wc.load_definitions(load_pack().NODE_CLASS_MAPPINGS)
+    for name, build in WORKFLOWS.items():
+        wf = build(definitions)
+        (REPO / "workflows" / f"{name}.json").write_text(json.dumps(wf.ui(), indent=1) + "\n")
+        (REPO / "workflows" / "api" / f"{name}.json").write_text(json.dumps(wf.api(), indent=1) + "\n")
+        print(f"wrote workflows/{name}.json and workflows/api/{name}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The Chunk Loop of the ComfyUI node: ``extend_video`` with a run folder that makes it resumable.
+
+A ComfyUI run is stopped by Cancel, an out-of-memory error or a closed server, and started again by
+queueing the same graph. So the loop saves its state after every chunk in a folder named after the
+run, and a later call with the same run name continues from it instead of starting over:
+
+* the run name "auto" is a hash of everything that decides the video (prompts, seed, steps,
+  guidance, size, start video, anchor, model weights and dtype, not the target length), so queueing
+  the same graph again resumes, and changing anything starts a fresh run in another folder;
+* a name of the user's choice continues only a run with the same start video and settings, and
+  refuses anything else with a message that says what differs and what to do;
+* the target length may change between calls: a longer one continues the stored run, a shorter one
+  returns the stored frames cut to it.
+
+The folder is removed after a finished run unless it is asked to be kept (then raising the target
+length later continues the same video).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..errors import InputError
+from ..progress import ProgressCallback
+from ..video_io import to_uint8
+from .checks import CONDITIONING_FRAMES, check_image_batch, check_size
+from .long_video import Anchor, ExtensionSettings, extend_video, model_fingerprint
+from .run_folder import RunFolder
+
+AUTO = "auto"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def prompts_from_lines(text: str) -> list[str]:
+    """One prompt per non-empty line (one per chunk; the last repeats)."""
+    prompts = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not prompts:
+        raise InputError("no prompt given: write one prompt, or one per line for one per chunk (the last repeats).")
+    return prompts
+
+
+def _digest(frames: torch.Tensor) -> str:
+    return hashlib.sha256(to_uint8(frames).numpy().tobytes()).hexdigest()[:16]
+
+
+def auto_run_name(model, video: torch.Tensor, settings: ExtensionSettings, anchor: Optional[Anchor]) -> str:
+    """A folder name that changes with everything that decides the video except its length."""
+    key = {"settings": settings.as_dict(), "size": list(video.shape[1:3]), "start": _digest(video),
+           "start_frames": int(video.shape[0]), "anchor": anchor.source if anchor is not None else "first_frame",
+           "model": model_fingerprint(model), "dtype": str(model.dtype)}
+    return "auto-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_run_name(name: str) -> str:
+    name = str(name).strip()
+    if not _NAME.match(name) or name in (".", ".."):
+        raise InputError(f"run name {name!r} must be 1-100 letters, digits, '.', '_' or '-' (no spaces or slashes), "
+                         f"starting with a letter or digit; or 'auto', or empty for no resume state.")
+    return name
+
+
+@dataclass
+class LoopResult:
+    video: torch.Tensor  # (frames, H, W, 3) on the output device
+    resumed_from: int  # frames taken from an interrupted run's state (0: a fresh run)
+    folder: Optional[Path]  # where the state is (None: not kept)
+
+
+def _resume_frames(folder: RunFolder, state, video: torch.Tensor) -> torch.Tensor:
+    """The frames the interrupted run made, after checking it started from ``video``."""
+    chunks = folder.iter_frames(state)
+    start = next(chunks)
+    if start.shape != video.shape or not torch.equal(to_uint8(start), to_uint8(video)):
+        raise InputError(
+            f"the run folder {folder.path} continues a run that started from another video "
+            f"({start.shape[0]} frames of {start.shape[2]}x{start.shape[1]}; this one has {video.shape[0]} of "
+            f"{video.shape[2]}x{video.shape[1]}, or the same size with other pixels). Use another run name (or "
+            f"'auto'), or delete that folder to start over. If the start video comes from a node with a "
+            f"randomized seed, set its seed to 'fixed' so a queued-again graph makes the same video.")
+    return torch.cat([video.cpu()] + list(chunks))
+
+
+def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionSettings,
+                   folder: Optional[RunFolder], *, anchor: Optional[Anchor] = None,
+                   on_step: Optional[ProgressCallback] = None, output_device: str | torch.device = "cpu",
+                   keep_state: bool = False) -> LoopResult:
+    """Extend ``video`` to ``frames`` frames, saving the state in ``folder`` after every chunk (None:
+    no state) and continuing the run stored there if there is one."""
+    video = check_image_batch(video, "the start video", CONDITIONING_FRAMES).float()
+    check_size(int(video.shape[1]), int(video.shape[2]))
+    common = dict(anchor=anchor, on_step=on_step, output_device=output_device)
+    if folder is None:
+        return LoopResult(extend_video(model, video, frames, settings, **common), 0, None)
+    if folder.exists():
+        state = folder.load_state()
+        previous = _resume_frames(folder, state, video)
+        try:
+            out = extend_video(model, previous, frames, settings, resume=state, on_chunk=folder.record, **common)
+        except InputError as exc:
+            raise InputError(f"{exc} (run folder {folder.path}: pick another run name, or delete the folder to "
+                             f"start over)") from exc
+        resumed = state.frames_done
+    else:
+        if frames <= video.shape[0]:
+            raise InputError(f"the start video already has {video.shape[0]} frames; ask for more than that.")
+        folder.record_start(video)
+        out = extend_video(model, video, frames, settings, on_chunk=folder.record, **common)
+        resumed = 0
+    if not keep_state:
+        folder.remove()
+    return LoopResult(out, resumed, folder.path if keep_state else None)

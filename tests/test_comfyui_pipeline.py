@@ -1,0 +1,244 @@
+"""The pack's pipeline nodes inside a real ComfyUI, on make-tiny's models tree.
+
+One harness session posts every shipped API workflow (widgets overridden to tiny sizes and steps in a
+copy: 64 px, 2 steps), a test-only graph that upscales a video in two parts chained by the state,
+and two broken graphs that ComfyUI's validation must refuse while the server keeps serving. A second
+session starts a Chunk Loop far too long to finish, lets the harness interrupt it, and queues the
+same graph again with a shorter length: it must resume from the saved state instead of starting over.
+Outputs are the videos ComfyUI's own SaveVideo / SaveImage nodes wrote, read back and measured.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from comfy_harness_util import REPO, comfyui, run_workflows, summarize
+from tiny_models_tree import tiny_models_dir
+
+pytestmark = comfyui
+
+API = REPO / "workflows" / "api"
+SHIPPED = sorted(p.stem for p in API.glob("streamingt2v_*.json"))
+START_VIDEO = "st2v_example_start.mp4"  # the LoadVideo widget value of the shipped workflows
+START_FRAMES, START_FPS = 12, 8
+LOOP_FRAMES = 24
+TINY = {  # class_type -> widget values for a run of seconds on tiny random models
+    "ST2VInitialChunk": {"steps": 2, "width": 64, "height": 64},
+    "ST2VChunkLoop": {"steps": 2, "frames": LOOP_FRAMES},
+    "ST2VCAMExtender": {"steps": 2},
+    "ST2VRandomizedBlendRefiner": {"steps": 2, "chunk": 8, "overlap": 4, "width": 48, "height": 32},
+    "ImageScale": {"width": 64, "height": 64},
+}
+PER_WORKFLOW = {  # fewer frames where each one is expensive (x4 upscaling)
+    "streamingt2v_long_video_upscale": {"ST2VInitialChunk": {"frames": 8}, "ST2VChunkLoop": {"frames": 9}},
+}
+
+
+def load(name: str) -> dict:
+    return json.loads((API / f"{name}.json").read_text())
+
+
+def tiny(graph: dict, overrides: dict | None = None) -> dict:
+    graph = copy.deepcopy(graph)
+    for node in graph.values():
+        for table in (TINY, overrides or {}):
+            for key, value in table.get(node["class_type"], {}).items():
+                assert key in node["inputs"], (node["class_type"], key)
+                node["inputs"][key] = value
+    return graph
+
+
+def split_upscale_graph() -> dict:
+    """A video upscaled whole, and in two parts where the second continues from the first's state."""
+    first = {"class_type": "ST2VInitialChunk", "inputs": {
+        "st2v_model": ["1", 0], "base_model": ["2", 0], "prompt": "a red panda", "negative_prompt": "", "seed": 1,
+        "steps": 2, "guidance": 9.0, "width": 64, "height": 64, "frames": 8}}
+    return {
+        "1": {"class_type": "ST2VLoader", "inputs": {"model": "streaming_t2v.ckpt", "dtype": "auto", "image_encoder": "none"}},
+        "2": {"class_type": "ST2VModelScopeLoader", "inputs": {"model": "text-to-video-ms-1.7b", "dtype": "auto"}},
+        "3": first,
+        "4": {"class_type": "ImageScale", "inputs": {"image": ["3", 0], "upscale_method": "area", "width": 32,
+                                                      "height": 32, "crop": "disabled"}},
+        "5": {"class_type": "ImageFromBatch", "inputs": {"image": ["4", 0], "batch_index": 0, "length": 6}},
+        "6": {"class_type": "SDVSRLoader", "inputs": {"model": "Stream-DiffVSR", "raft": "auto", "dtype": "auto"}},
+        "7": {"class_type": "SDVSRUpscale", "inputs": {"sdvsr_model": ["6", 0], "video": ["5", 0], "seed": 3,
+                                                       "flow_tile": "auto"}},
+        "8": {"class_type": "ImageFromBatch", "inputs": {"image": ["5", 0], "batch_index": 0, "length": 3}},
+        "9": {"class_type": "ImageFromBatch", "inputs": {"image": ["5", 0], "batch_index": 3, "length": 3}},
+        "10": {"class_type": "SDVSRUpscale", "inputs": {"sdvsr_model": ["6", 0], "video": ["8", 0], "seed": 3,
+                                                        "flow_tile": "off"}},
+        "11": {"class_type": "SDVSRUpscale", "inputs": {"sdvsr_model": ["6", 0], "video": ["9", 0], "seed": 77,
+                                                        "flow_tile": "auto", "state": ["10", 1]}},
+        "12": {"class_type": "ImageBatch", "inputs": {"image1": ["10", 0], "image2": ["11", 0]}},
+        "13": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "split/whole"}},
+        "14": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "split/parts"}},
+    }
+
+
+def broken_graphs() -> dict[str, dict]:
+    base = tiny(load("streamingt2v_text_to_long_video"))
+    steps = copy.deepcopy(base)
+    loop_id = next(k for k, n in steps.items() if n["class_type"] == "ST2VChunkLoop")
+    steps[loop_id]["inputs"]["steps"] = 0
+    missing = copy.deepcopy(base)
+    loader_id = next(k for k, n in missing.items() if n["class_type"] == "ST2VLoader")
+    missing[loader_id]["inputs"]["model"] = "no_such_checkpoint.ckpt"
+    return {"bad_steps": steps, "bad_model_file": missing}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return tiny_models_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def start_video(tmp_path_factory) -> Path:
+    from streaming_core.video_io import write_video
+
+    g = torch.Generator().manual_seed(0)
+    frames = (torch.rand(1, 64, 64, 3, generator=g) + torch.linspace(0, 0.4, START_FRAMES).view(-1, 1, 1, 1)).clamp(0, 1)
+    return write_video(tmp_path_factory.mktemp("inputs") / START_VIDEO, frames, fps=START_FPS)
+
+
+@pytest.fixture(scope="module")
+def session(models, start_video, tmp_path_factory):
+    workflows = dict(broken_graphs())  # first: the server must keep serving after refusing them
+    workflows.update({name: tiny(load(name), PER_WORKFLOW.get(name)) for name in SHIPPED})
+    workflows["split_upscale"] = split_upscale_graph()
+    expect = {"bad_steps": "invalid", "bad_model_file": "invalid"}
+    result = run_workflows(workflows, tmp_path_factory.mktemp("pipeline_harness"), expect=expect,
+                           models_dir=models, inputs=(start_video,), timeout=400)
+    print(summarize(result))
+    return result
+
+
+def video_of(session, name: str) -> dict:
+    """Frames, size and rate of the one video a workflow's SaveVideo wrote."""
+    from streaming_core.video_io import read_video, video_info
+
+    files = [f for f in session.workflow(name)["output_files"] if f["path"].endswith(".mp4")]
+    assert len(files) >= 1 and all(f["exists"] for f in files), session.workflow(name)["output_files"]
+    return {Path(f["path"]).name: (read_video(f["path"]).shape, video_info(f["path"]).get("fps")) for f in files}
+
+
+def test_pack_imports_and_every_workflow_ends_as_expected(session):
+    server = session.report["server"]
+    assert server["pack_imported"], server.get("import_traceback")
+    assert {"ST2VLoader", "ST2VChunkLoop", "ST2VRandomizedBlendRefiner", "SDVSRUpscale"} <= set(server["pack_nodes"])
+    assert session.returncode == 0, summarize(session)
+    assert not re.search(r"IMPORT FAILED|Cannot import", session.server_log)
+
+
+def test_dropdowns_list_the_tiny_tree_through_extra_model_paths(session):
+    info = session.object_info
+    assert "streaming_t2v.ckpt" in info["ST2VLoader"]["input"]["required"]["model"][0]
+    assert info["ST2VModelScopeLoader"]["input"]["required"]["model"][0][0] == "text-to-video-ms-1.7b"
+    assert info["ST2VEnhancerLoader"]["input"]["required"]["model"][0] == ["non_ema_0035000.pth", "zeroscope_v2_XL"]
+    assert info["SDVSRLoader"]["input"]["required"]["model"][0] == ["Stream-DiffVSR"]
+    assert info["ST2VChunkLoop"]["input"]["required"]["seed"][1]["control_after_generate"] is True
+    assert info["ST2VChunkLoop"]["category"] == "StreamingT2V"
+
+
+def test_text_to_long_video_then_refined(session):
+    videos = video_of(session, "streamingt2v_text_to_long_video")
+    shapes = sorted(shape for shape, _ in videos.values())
+    assert shapes == [(LOOP_FRAMES, 32, 32, 3), (LOOP_FRAMES, 64, 64, 3)], videos
+
+
+def test_extend_any_video_keeps_its_frame_rate(session):
+    (shape, fps), = video_of(session, "streamingt2v_extend_any_video").values()
+    assert shape == (LOOP_FRAMES, 64, 64, 3) and fps == START_FPS
+
+
+def test_prompt_per_chunk_extenders(session):
+    (shape, _), = video_of(session, "streamingt2v_prompt_per_chunk_extenders").values()
+    assert shape == (16 + 4 * 8, 64, 64, 3)
+
+
+def test_refine_only(session):
+    (shape, fps), = video_of(session, "streamingt2v_refine_only").values()
+    assert shape == (START_FRAMES, 32, 32, 3) and fps == START_FPS
+
+
+def test_long_video_upscaled_x4(session):
+    (shape, _), = video_of(session, "streamingt2v_long_video_upscale").values()
+    assert shape == (9, 256, 256, 3)
+
+
+def test_upscale_continued_from_a_state_is_the_whole_upscale(session):
+    import numpy as np
+    from PIL import Image
+
+    record = session.workflow("split_upscale")
+    assert record["status"] == "success"
+    whole, parts = session.outputs("split/whole_*.png"), session.outputs("split/parts_*.png")
+    assert len(whole) == len(parts) == 6
+    for a, b in zip(whole, parts):
+        pa, pb = np.asarray(Image.open(a)), np.asarray(Image.open(b))
+        assert pa.shape == (128, 128, 3) and np.array_equal(pa, pb)
+
+
+def test_bad_workflows_are_refused_by_comfyuis_validation(session):
+    steps = session.workflow("bad_steps")
+    assert steps["status"] == "invalid" and "prompt_outputs_failed_validation" in json.dumps(steps["validation_error"])
+    assert "value_smaller_than_min" in json.dumps(steps["node_errors"])
+    missing = session.workflow("bad_model_file")
+    assert missing["status"] == "invalid" and "value_not_in_list" in json.dumps(missing["node_errors"])
+    assert "no_such_checkpoint.ckpt" in json.dumps(missing["node_errors"])
+
+
+# -- interrupt and resume --------------------------------------------------------------------------
+INTERRUPT_AFTER_S = 20
+LONG_FRAMES = 16 + 8 * 400  # hundreds of chunks: minutes even at 2 steps
+
+
+def long_run(frames: int) -> dict:
+    graph = tiny(load("streamingt2v_long_video_upscale"), {"ST2VChunkLoop": {"frames": frames}})
+    keep = {k for k, n in graph.items() if n["class_type"] in ("ST2VLoader", "ST2VModelScopeLoader",
+                                                                 "ST2VInitialChunk", "ST2VChunkLoop")}
+    graph = {k: n for k, n in graph.items() if k in keep}
+    loop_id = next(k for k, n in graph.items() if n["class_type"] == "ST2VChunkLoop")
+    graph["99"] = {"class_type": "SaveAnimatedWEBP", "inputs": {
+        "images": [loop_id, 0], "filename_prefix": "resumed", "fps": 8.0, "lossless": True, "quality": 80,
+        "method": "fastest"}}
+    return graph
+
+
+@pytest.fixture(scope="module")
+def interrupted(models, tmp_path_factory):
+    workflows = {"long": long_run(LONG_FRAMES), "again_shorter": long_run(LOOP_FRAMES)}
+    result = run_workflows(workflows, tmp_path_factory.mktemp("interrupt_harness"),
+                           expect={"long": "timeout", "again_shorter": "success"}, models_dir=models,
+                           timeout=INTERRUPT_AFTER_S)
+    print(summarize(result))
+    return result
+
+
+def test_interrupt_stops_a_long_chunk_loop_and_the_server_goes_on(interrupted):
+    assert interrupted.returncode == 0, summarize(interrupted)
+    long = interrupted.workflow("long")
+    assert long["status"] == "timeout" and "server_restarted_s" not in long, "the interrupt freed the server"
+    log = interrupted.server_log
+    assert "Processing interrupted" in log
+    executed = [float(s) for s in re.findall(r"Prompt executed in ([\d.]+) seconds", log)]
+    assert executed and executed[0] < INTERRUPT_AFTER_S + 10, (
+        f"the interrupted prompt ran {executed[0]} s; it would have needed ~400 chunks")
+
+
+def test_queueing_the_same_graph_again_resumes_from_the_saved_state(interrupted):
+    match = re.search(r"resumed run (auto-\w+) from frame (\d+); the video has (\d+) frames", interrupted.server_log)
+    assert match, interrupted.server_log[-3000:]
+    assert int(match.group(2)) >= LOOP_FRAMES and int(match.group(3)) == LOOP_FRAMES
+    record = interrupted.workflow("again_shorter")
+    assert record["status"] == "success" and record["server_execution_s"] < INTERRUPT_AFTER_S
+    (webp,) = interrupted.outputs("resumed_*.webp")
+    from PIL import Image
+
+    with Image.open(webp) as image:
+        assert image.n_frames == LOOP_FRAMES and image.size == (64, 64)
