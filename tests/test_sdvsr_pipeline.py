@@ -218,3 +218,27 @@ def test_a_state_from_another_size_is_refused(models, reference):
     _, state = reference
     with pytest.raises(InputError, match="one size"):
         list(upscale_stream(models, torch.rand(1, 16, 16, 3), state))
+
+
+def test_upscale_benchmark_reports_steady_time_and_memory():
+    from streaming_core.pipelines.upscale import benchmark
+
+    result = benchmark(steps=2)
+    assert result.stage == "upscale" and result.size == "64x48"
+    assert result.seconds > 0 and result.seconds_per_step > 0 and result.peak_memory_bytes > 0
+    assert result.seconds_per_frame == result.seconds_per_step  # steady cost of one frame
+
+
+def test_released_sizes_for_bench_full_match_the_official_key_lists(shared_dir):
+    """``bench --full`` builds the released networks without files: their sizes must be the official ones."""
+    import json
+
+    from streaming_core.tiny.sdvsr import build_random_sdvsr
+
+    spec = json.loads((shared_dir / "specs" / "stream_diffvsr_expected_keys.json").read_text())
+    models = build_random_sdvsr(True, "meta")
+    for part in ("unet", "controlnet", "vae"):
+        expected = {k: tuple(v) for k, v in spec[part]["keys"].items()}
+        ours = {k: tuple(v.shape) for k, v in getattr(models, part).state_dict().items()}
+        assert ours == expected, part
+    assert sum(p.numel() for p in models.raft.parameters()) == 5_257_536  # torchvision's raft_large

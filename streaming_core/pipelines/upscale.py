@@ -311,3 +311,38 @@ def upscale_stream(
     return UpscaleStream(models, frames, state, seed=seed, steps=steps, flow_tile=flow_tile,
                          flow_tile_overlap=flow_tile_overlap, noise=noise, on_step=on_step,
                          total_frames=total_frames, output_device=output_device)
+
+
+def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.dtype] = None,
+              steps: Optional[int] = None, seed: int = 0):
+    """Seconds per upscaled frame and peak memory of ``upscale_stream`` with random weights.
+
+    The step count is fixed (4 DDIM steps per frame), so the timing model's "steps" are frames here:
+    a 1-frame and an n-frame run separate the steady cost of a frame (RAFT, ControlNet, 4 steps,
+    decode) from the first frame's (no flow, no ControlNet). Tiny: a 12x16 input anywhere.
+    ``full=True``: the released networks on ``device``, a 256x256 StreamingT2V frame to 1024x1024.
+    """
+    from ..benchmark import BenchResult, measure_steps, peak_memory
+    from ..tiny.sdvsr import build_random_sdvsr
+
+    device = torch.device(device)
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    n = steps if steps is not None else 3
+    models = build_random_sdvsr(full, device, seed).to(device, dtype)
+    side = (256, 256) if full else (12, 16)
+    video = torch.rand(n, *side, 3, generator=torch.Generator().manual_seed(seed))
+
+    def run(count: int) -> None:
+        for _ in upscale_stream(models, video[:count], seed=seed):
+            pass
+
+    with peak_memory(device) as peak:
+        seconds, per_frame, first_extra = measure_steps(run, n, device)
+        memory, memory_kind = peak()
+    return BenchResult(
+        stage="upscale", device=str(device), dtype=str(dtype).replace("torch.", ""),
+        size=f"{side[1] * 4}x{side[0] * 4}", frames=1, steps=n, seconds=seconds, seconds_per_step=per_frame,
+        fixed_seconds=0.0, official_steps=1, peak_memory_bytes=memory, memory_kind=memory_kind,
+        note=f"{'released' if full else 'tiny'} Stream-DiffVSR, steady cost per frame ({NUM_STEPS} DDIM steps + "
+             f"RAFT + decode; 'steps' here are frames); the first frame differs by {first_extra:+.2f}s")

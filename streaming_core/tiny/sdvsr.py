@@ -211,3 +211,36 @@ def write_tiny_sdvsr(models_dir: str | Path, name: str = "tiny", seed: int = 0) 
 def _save_pth(state_dict: dict, path: Path) -> None:
     """torchvision's RAFT file is a plain pickled state dict (.pth)."""
     save_torch({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, path)
+
+
+# ------------------------------------------------------------------------------------- full size
+
+# The released architecture (spec §2.1-2.2: the SD x4-upscaler UNet without its class embedding, a
+# ControlNet from it with a 3-level RGB conditioning encoder). Only ``bench --full`` builds it, with
+# random weights; loading real weights always reads the architecture from the files instead.
+RELEASED_UNET = {
+    "in_channels": 7, "out_channels": 4, "block_out_channels": [256, 512, 512, 1024],
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "layers_per_block": 2, "attention_head_dim": 8, "norm_num_groups": 32, "cross_attention_dim": 1024,
+    "only_cross_attention": [True, True, True, False], "use_linear_projection": True, "num_class_embeds": None,
+    "sample_size": 128,
+}
+RELEASED_CONTROLNET = {
+    **{k: v for k, v in RELEASED_UNET.items() if k not in ("out_channels", "up_block_types")},
+    "conditioning_channels": 3, "conditioning_embedding_out_channels": [64, 128, 256],
+}
+
+
+def build_random_sdvsr(full: bool, device: str | torch.device = "cpu", seed: int = 0) -> SDVSRModels:
+    """Random weights for benchmarks: tiny, or the released sizes built directly on ``device``."""
+    if not full:
+        return build_tiny_sdvsr(seed).to(device)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        unet, controlnet = build_unet(RELEASED_UNET), build_controlnet(RELEASED_CONTROLNET)
+        vae = TemporalAutoencoderTiny(TemporalVAEConfig()).eval().requires_grad_(False)
+        raft_config = RaftConfig()  # raft_large
+        raft = build_raft(raft_config)
+        embeds = torch.randn(1, 77, RELEASED_UNET["cross_attention_dim"])
+    return SDVSRModels(unet, controlnet, vae, RaftFlow(raft, raft_config), embeds, sdvsr_schedule(), name="released")
