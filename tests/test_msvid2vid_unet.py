@@ -23,14 +23,6 @@ from streaming_core.tiny.enhancer import build_tiny_msvid2vid_unet
 FIXTURE = "msvid2vid_parity"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread avoids OpenMP contention when other test processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _case_lines(out: str) -> dict[str, str]:
     cases = {}

@@ -18,14 +18,6 @@ from streaming_core.video_io import read_video, write_video
 RUN = dict(chunk=8, overlap=4, steps=2, resolution=TINY_RESOLUTION)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread avoids OpenMP contention when other test processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):

@@ -20,14 +20,6 @@ from streaming_core.sampling.vp_schedules import VPSigmaTable, strength_to_times
 TABLE = VPSigmaTable.ms_vid2vid()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread avoids OpenMP contention when other test processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def fixture_io(shared_dir):
