@@ -35,8 +35,9 @@ class ST2VRandomizedBlendRefiner:
                 "mode": (list(BLEND_MODES), {
                     "default": "randomized",
                     "tooltip": "randomized: shared noise and a new random cut per overlap per step (the paper). "
-                               "shared_noise: shared noise, a fixed cut. independent: every chunk on its own, "
-                               "joined in the middle of each overlap (visible seams)."}),
+                               "shared_noise: every chunk on its own from the same noise, joined in the middle of each "
+                               "overlap. independent: every chunk on its own with its own noise, joined the same "
+                               "way (visible seams)."}),
                 "chunk": ("INT", {"default": 24, "min": 2, "max": 1024,
                                   "tooltip": "Frames per chunk (official: 24)."}),
                 "overlap": ("INT", {"default": 8, "min": 0, "max": 1023,
@@ -47,7 +48,8 @@ class ST2VRandomizedBlendRefiner:
                                                   "1000): higher changes more."}),
                 "steps": steps_input(30, "Solver steps over the re-noised range (official: 30)."),
                 "guidance": scale_input(7.5, "Classifier-free guidance scale (official: 7.5)."),
-                "seed": seed_input("Seed of the shared noise, the blend cuts and the VAE sample."),
+                "seed": seed_input("Seed of every random draw: the shared noise, the SDE noise of each step, the blend cuts "
+                                   "and the VAE sample."),
                 "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
                                   "tooltip": "Canvas width; 0: the enhancer's own (1280 for MS-Vid2Vid-XL, 1024 for "
                                              "zeroscope_v2_XL). Frames are fitted inside, aspect kept."}),

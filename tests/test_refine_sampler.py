@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from streaming_core.metrics import seam_report, seam_score
-from streaming_core.sampling.blend import chunk_windows
-from streaming_core.sampling.dpmpp_sde import BrownianTreeNoise, sample_dpmpp_2m_sde
+from streaming_core.sampling.blend import chunk_windows, owner_of_frames
+from streaming_core.sampling.dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, sample_dpmpp_2m_sde
 from streaming_core.sampling.guided_model import guided_chunk_model
 from streaming_core.sampling.sdedit import sdedit_windows, to_x0
 from streaming_core.sampling.vp_schedules import VPSigmaTable, strength_to_timestep
@@ -124,8 +124,6 @@ def test_random_cut_stays_inside_the_overlap_and_changes_every_step():
     assert all(len(set(column)) > 2 for column in per_overlap)  # a new draw per overlap per step
     assert cuts != cuts_per_step(56, 24, 8, "randomized", seed=1)[1]
     assert cuts == cuts_per_step(56, 24, 8, "randomized")[1]  # seeded
-    _, fixed = cuts_per_step(56, 24, 8, "shared_noise")
-    assert all(row == [4, 4] for row in fixed)  # no random cut: the middle of the overlap
 
 
 def test_frames_outside_overlaps_equal_a_single_chunk_run():
@@ -151,6 +149,57 @@ def test_frames_outside_overlaps_equal_a_single_chunk_run():
             assert not torch.equal(full[:, :, part][:, :, ~own], single[:, :, ~own])
 
 
+@pytest.mark.parametrize("sde_noise", ["brownian", "gaussian"])
+def test_shared_noise_is_separate_runs_on_one_noise_cut_in_the_middle(sde_noise):
+    """The paper's shared-noise baseline: each window sampled on its own from the whole video's noise
+    (init and SDE), nothing fused while sampling, the results concatenated at the overlaps' middles."""
+    frames, chunk, overlap = 40, 16, 4
+    windows = chunk_windows(frames, chunk, overlap)  # [0,16) [12,28) [24,40)
+    z0 = torch.randn(1, 4, frames, 3, 3)
+    noise = torch.randn(1, 4, frames, 3, 3)
+    kw = dict(prediction_type="sample", t_start=599, steps=5, seed=7, sde_noise=sde_noise, sde_seed=3)
+    out = sdedit_windows(position_model, z0, TABLE, chunk=chunk, overlap=overlap, noise=noise, mode="shared_noise", **kw)
+    # the SDE noise of a window is the whole video's noise at its frames: replay those increments
+    if sde_noise == "gaussian":
+        source = GaussianStepNoise(z0, 3)
+        increments = [source(i, None, None) for i in range(5)]
+    else:
+        sigmas = TABLE.sdedit_sigmas(599, 5)
+        tree = BrownianTreeNoise(z0, sigmas, 3)
+        increments = [tree(i, sigmas[i], sigmas[i + 1]) for i in range(len(sigmas) - 2)]
+    singles = [sdedit_windows(position_model, z0[:, :, w.start:w.end], TABLE, chunk=chunk, overlap=overlap,
+                              noise=noise[:, :, w.start:w.end], brownian=[n[:, :, w.start:w.end] for n in increments],
+                              mode="randomized", **kw) for w in windows]
+    owner = owner_of_frames(windows, [overlap // 2] * (len(windows) - 1))
+    for f in range(frames):
+        w = windows[owner[f]]
+        assert torch.allclose(out[:, :, f], singles[owner[f]][:, :, f - w.start], atol=1e-6), f
+    # and it is not the randomized blend: that one couples the windows at every step
+    blended = sdedit_windows(position_model, z0, TABLE, chunk=chunk, overlap=overlap, noise=noise, mode="randomized", **kw)
+    assert not torch.allclose(out, blended)
+
+
+def test_the_seed_controls_the_gaussian_sde_noise_and_it_is_not_the_init_noise():
+    z0 = ramp_video(40, 4)
+    kw = dict(prediction_type="sample", t_start=599, steps=4, chunk=16, overlap=8, sde_noise="gaussian")
+    seen = []
+    original = GaussianStepNoise.__call__
+
+    def spy(self, i, sigma, sigma_next):
+        seen.append(original(self, i, sigma, sigma_next))
+        return seen[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GaussianStepNoise, "__call__", spy)
+        sdedit_windows(chunk_mean_model, z0, TABLE, seed=0, **kw)
+        first = seen[0]
+        seen.clear()
+        sdedit_windows(chunk_mean_model, z0, TABLE, seed=1, **kw)
+    init_noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(first, init_noise)  # a stream of its own, not the initial noise again
+    assert not torch.equal(first, seen[0])  # another seed, other SDE noise
+
+
 def test_same_seed_same_output_and_modes_differ():
     z0 = ramp_video(40, 4)
     kw = dict(prediction_type="sample", t_start=599, steps=4, chunk=16, overlap=8)
@@ -158,7 +207,7 @@ def test_same_seed_same_output_and_modes_differ():
     b = sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, **kw)
     assert torch.equal(a, b)
     assert not torch.equal(a, sdedit_windows(chunk_mean_model, z0, TABLE, seed=6, **kw))
-    assert not torch.equal(a, sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, brownian_seed=1, **kw))
+    assert not torch.equal(a, sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, sde_seed=1, **kw))
     outs = {m: sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, mode=m, **kw)
             for m in ("randomized", "shared_noise", "independent")}
     assert not torch.equal(outs["randomized"], outs["shared_noise"])
@@ -202,7 +251,7 @@ def test_seam_ordering_randomized_below_shared_noise_below_independent():
     scores = {}
     for mode in ("randomized", "shared_noise", "independent"):
         runs = [sdedit_windows(chunk_mean_model, z0, TABLE, prediction_type="sample", t_start=599, steps=10, chunk=16,
-                               overlap=8, mode=mode, seed=seed, brownian_seed=seed, sde_noise="gaussian")
+                               overlap=8, mode=mode, seed=seed, sde_noise="gaussian")
                 for seed in range(3)]
         scores[mode] = sum(seam_score(r, windows) for r in runs) / len(runs)
     assert scores["randomized"] < scores["shared_noise"] < scores["independent"], scores

@@ -24,7 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=30, help="solver steps (default 30)")
     parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise, the blend cuts and the VAE sample")
-    parser.add_argument("--brownian-seed", type=int, default=0, help="seed of the SDE noise (0 = official)")
+    parser.add_argument("--sde-seed", type=int, default=None,
+                        help="seed of the SDE noise (default: derived from --seed for gaussian; the official "
+                             "entropy 0 for brownian)")
     parser.add_argument("--sde-noise", default="gaussian", choices=("brownian", "gaussian"),
                         help="SDE noise: the official Brownian tree (exact, slow and memory-hungry for long videos) "
                              "or an independent Gaussian per step (same law, fixed cost)")
@@ -65,7 +67,7 @@ def run(args) -> int:
     fps = args.fps or video_info(args.video).get("fps") or 8
     parts = refine_parts(enhancer, frames, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
                          overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
-                         seed=args.seed, on_step=progress, brownian_seed=args.brownian_seed,
+                         seed=args.seed, on_step=progress, sde_seed=args.sde_seed,
                          sde_noise=args.sde_noise, resolution=resolution, previews=False)
     count, size = 0, None
     with VideoWriter(args.out, fps) as writer:  # published only when the whole video is written

@@ -33,6 +33,7 @@ import torch
 
 from ..errors import InputError
 from ..progress import ProgressCallback, no_progress
+from ..seeds import derive_seed
 from . import extend as extend_step
 from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
                      check_prompts, check_scale, check_seed, check_size, check_steps)
@@ -188,8 +189,7 @@ def chunk_seed(seed: int, index: int) -> int:
     """The seed of chunk ``index``: the seed itself for chunk 0, a hash of (seed, index) after."""
     if index == 0:
         return seed
-    digest = hashlib.sha256(f"streamingt2v chunk seed {seed} {index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return derive_seed("streamingt2v chunk seed", seed, index)
 
 
 def chunk_generator(seed: int, index: int) -> torch.Generator:

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import InputError
 from ..progress import ProgressCallback, StepCounter
+from ..seeds import derive_seed
 from ..sampling.blend import BLEND_MODES, chunk_windows
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
 from ..sampling.vp_schedules import strength_to_timestep
@@ -110,7 +111,7 @@ def refine_parts(
     seed: int = 0,
     on_step: Optional[ProgressCallback] = None,
     *,
-    brownian_seed: int = 0,
+    sde_seed: Optional[int] = None,
     sde_noise: str = "gaussian",
     resolution: Optional[NativeResolution] = None,
     guidance_rescale: Optional[float] = None,
@@ -118,11 +119,13 @@ def refine_parts(
 ) -> Iterator[torch.Tensor]:
     """``refine``, yielding the output in decoded slices so a writer can stream them to disk.
 
-    ``brownian_seed``/``sde_noise``: the SDE noise. ``"gaussian"`` (default): an independent draw per
-    step over the whole video (so overlaps still share it), the same law as a Brownian increment at a
-    fixed, small cost. ``"brownian"`` with seed 0: the official torchsde tree, bit-identical to the
-    official code but about 0.9 s of CPU and 12 MB per frame (hours and tens of GB at 1,200 frames). ``guidance_rescale``: None = the enhancer's (MS-Vid2Vid-XL 0.2). ``resolution``: another
-    canvas than the enhancer's native one. Everything is checked before any work starts.
+    ``sde_noise``: ``"gaussian"`` (default): an independent draw per step over the whole video (so
+    overlaps still share it), the same law as a Brownian increment at a fixed, small cost.
+    ``"brownian"``: the official torchsde tree, bit-identical to the official code but about 0.9 s of
+    CPU and 12 MB per frame (hours and tens of GB at 1,200 frames). ``sde_seed``: None = derived from
+    ``seed`` for Gaussian draws, the official entropy 0 for the tree. ``guidance_rescale``: None = the
+    enhancer's (MS-Vid2Vid-XL 0.2). ``resolution``: another canvas than the enhancer's native one.
+    Everything is checked before any work starts.
     """
     check_refine_inputs(frames, mode, chunk, overlap, strength, steps)
     if sde_noise not in SDE_NOISES:
@@ -134,7 +137,7 @@ def refine_parts(
     slices = math.ceil(num / max(1, enhancer.vae_slice))
     counter = StepCounter(2 * slices + steps * len(windows), on_step)
 
-    generator = torch.Generator().manual_seed(int(seed) + 1)  # the VAE's posterior sample
+    generator = torch.Generator().manual_seed(derive_seed("refine vae posterior", seed))
     parts = []
     for part in frames.split(max(1, enhancer.vae_slice)):
         parts.append(enhancer.encode(place_frames(part, plan), generator))
@@ -151,7 +154,7 @@ def refine_parts(
 
     latents = sdedit_windows(model, z0, enhancer.table, prediction_type=enhancer.prediction_type, t_start=t_start,
                              steps=steps, chunk=chunk, overlap=overlap, mode=mode, seed=seed,
-                             brownian_seed=brownian_seed, sde_noise=sde_noise, init=enhancer.init,
+                             sde_seed=sde_seed, sde_noise=sde_noise, init=enhancer.init,
                              on_window=on_window)
     del z0
     for part in latents.split(max(1, enhancer.vae_slice), dim=2):
@@ -202,5 +205,3 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
         note=f"{kind}{' full size' if full else ' tiny'}, {windows} chunks of {chunk} (overlap {overlap}), "
              f"canvas {resolution.width}x{resolution.height}")
 
-
-refine_benchmark = benchmark  # the name the refine issue uses

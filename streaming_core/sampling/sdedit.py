@@ -19,16 +19,20 @@ previous step's *fused* x0 rather than each chunk's own.
 The cut: the later window writes from ``start + offset`` with ``offset = randint(0, overlap-1)`` (so
 the last frame of every overlap always comes from the later window), a new draw per window per step.
 
-Modes (``sampling.blend.BLEND_MODES``):
+Modes (``sampling.blend.BLEND_MODES``), the paper's ablation (Sec. 4.3):
 - ``randomized``: shared noise + a random cut per overlap per step (official, default);
-- ``shared_noise``: shared noise, a fixed cut in the middle of each overlap;
-- ``independent``: every window is its own SDEdit run with its own noise (init and SDE), and the
-  finished windows are concatenated with a cut in the middle of each overlap (the paper's baseline).
+- ``shared_noise``: every window is its own SDEdit run, but all read their init and SDE noise from
+  one whole-video draw, so overlapping frames start from, and are driven by, the same noise; the
+  finished windows are concatenated with a cut in the middle of each overlap. Nothing is fused
+  during sampling, so the windows can drift apart in their overlaps: the seam that randomized
+  blending removes;
+- ``independent``: every window is its own SDEdit run with its own noise (init and SDE), concatenated
+  the same way (naive concatenation).
 
 Everything random is a parameter or replayable: the init noise (``noise`` or a torch generator
 seeded with ``seed``), the cuts (``offsets`` recorded per step, or ``random.Random(seed)``), and the
-SDE noise (``brownian`` recorded increments, or a Brownian tree seeded with ``brownian_seed``; the
-official run uses entropy 0).
+SDE noise (``brownian`` recorded increments, or a source seeded with ``sde_seed``: by default the
+official entropy 0 for the Brownian tree, a seed derived from ``seed`` for Gaussian draws).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..progress import ProgressCallback, StepCounter
+from ..seeds import derive_seed
 from .blend import BLEND_MODES, Window, chunk_windows, draw_offsets, fuse_hard_cut
 from .dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, ReplayNoise, sample_dpmpp_2m_sde
 from .vp_schedules import VPSigmaTable
@@ -136,7 +141,7 @@ def sdedit_windows(
     overlap: int = 8,
     mode: str = "randomized",
     seed: int = 0,
-    brownian_seed: int = 0,
+    sde_seed: Optional[int] = None,
     noise: Optional[torch.Tensor] = None,
     offsets: Optional[Sequence[Sequence[int]]] = None,
     brownian: Optional[Sequence[torch.Tensor]] = None,
@@ -154,11 +159,13 @@ def sdedit_windows(
     ``init``: ``"modelscope"`` starts the solver from ``x_vp * sigma_0`` (MS-Vid2Vid-XL's scaling of
     the VP latent by the EDM sigma, kept for parity); ``"exact"`` from ``x_vp / alpha``, the true
     EDM latent at that noise level. ``sde_noise``: ``"brownian"`` (official: a torchsde Brownian tree
-    with entropy ``brownian_seed`` over the whole video; exact official values, but its time and CPU
-    memory grow with the video) or ``"gaussian"`` (an independent draw per step from
-    ``brownian_seed``; same law, constant cost). ``noise``/``offsets``/``brownian`` replay recorded draws (for
-    ``independent`` they are over the windows laid end to end). Progress: ``on_step(done, total,
-    None)`` after every window of every step, ``total = steps * windows``; raising stops the run.
+    over the whole video; exact official values, but its time and CPU memory grow with the video) or
+    ``"gaussian"`` (an independent draw per step; same law, constant cost). ``sde_seed``: the SDE
+    noise's seed; None = entropy 0 for the tree (official) and a seed derived from ``seed`` for
+    Gaussian draws. ``noise``/``offsets``/``brownian`` replay recorded draws: over the whole video,
+    except for ``independent``, whose draws are over the windows laid end to end. Progress:
+    ``on_step(done, total, None)`` after every window of every step, ``total = steps * windows``;
+    raising stops the run.
     """
     if mode not in BLEND_MODES:
         raise ValueError(f"unknown blend mode {mode!r}; one of {', '.join(BLEND_MODES)}")
@@ -168,19 +175,23 @@ def sdedit_windows(
         raise ValueError(f"init must be 'modelscope' or 'exact', got {init!r}")
     windows = chunk_windows(z0.shape[2], chunk, overlap)
     rng = random.Random(seed)
-    if mode == "independent":  # the windows laid end to end: no frame is shared, nothing is fused
-        work = torch.cat([z0[:, :, w.start:w.end] for w in windows], dim=2)
+    separate = mode in ("shared_noise", "independent")  # every window its own run: nothing fused
+    if separate:  # the windows laid end to end: no frame of the solver state is shared
+        lay_out = _laid_out(windows)
         solver_windows = [Window(k * chunk, (k + 1) * chunk) for k in range(len(windows))]
     else:
-        work, solver_windows = z0, windows
-    work = work.to(dtype)  # the solver state; the network may compute in a lower precision
+        lay_out, solver_windows = (lambda t: t), windows
+    work = lay_out(z0).to(dtype)  # the solver state; the network may compute in a lower precision
+    # the shape every random draw is made in: the whole video, unless each window draws its own
+    draw_shape = tuple(work.shape) if mode == "independent" else tuple(z0.shape)
+    shared = lay_out if mode == "shared_noise" else (lambda t: t)
 
     if noise is None:
         generator = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn(work.shape, generator=generator)
-    if tuple(noise.shape) != tuple(work.shape):
-        raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(work.shape)}")
-    noise = noise.to(work.device, work.dtype)
+        noise = torch.randn(draw_shape, generator=generator)
+    if tuple(noise.shape) != draw_shape:
+        raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {draw_shape}")
+    noise = shared(noise.to(work.device, work.dtype))
     alpha0, sigma0_vp = (v.to(work.device) for v in table.alpha_sigma_at(t_start))
     x_vp = alpha0 * work + sigma0_vp * noise
     sigmas = table.sdedit_sigmas(t_start, steps).to(work.device)
@@ -201,12 +212,25 @@ def sdedit_windows(
     elif not eta:
         source = None
     elif sde_noise == "brownian":
-        source = BrownianTreeNoise(x, sigmas, brownian_seed)
+        source = BrownianTreeNoise(torch.empty(draw_shape, device="meta"), sigmas, 0 if sde_seed is None else sde_seed)
     else:
-        source = GaussianStepNoise(x, brownian_seed)
+        source = GaussianStepNoise(torch.empty(draw_shape, device="meta"),
+                                   derive_seed("sdedit sde noise", seed) if sde_seed is None else sde_seed)
+    if source is not None and mode == "shared_noise":
+        source = _mapped_noise(source, lambda n: shared(n.to(x.device, x.dtype)))
     latents = sample_dpmpp_2m_sde(denoiser, x, sigmas, source, eta=eta, s_noise=s_noise)
 
-    if mode == "independent":
+    if separate:
         parts = [latents[:, :, w.start:w.end] for w in solver_windows]
         return fuse_hard_cut(parts, windows, draw_offsets(windows, mode, rng), dim=2)
     return latents
+
+
+def _laid_out(windows: Sequence[Window]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Whole-video tensor (B, C, F, h, w) -> its windows side by side on the frame axis."""
+    return lambda t: torch.cat([t[:, :, w.start:w.end] for w in windows], dim=2)
+
+
+def _mapped_noise(source, transform):
+    """A noise source whose every draw goes through ``transform`` (whole video -> laid-out windows)."""
+    return lambda i, sigma, sigma_next: transform(source(i, sigma, sigma_next))
