@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..streaming_core.pipelines.enhancer import NativeResolution
-from ..streaming_core.pipelines.refine import refine_parts
+from ..streaming_core.pipelines.refine import refine
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES
 from . import host
@@ -72,11 +70,10 @@ class ST2VRandomizedBlendRefiner:
         model = host.load_bundle_for_use(enhancer)
         native = model.resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)
-        parts = refine_parts(model, frames, prompt, negative_prompt, mode=mode, chunk=chunk, overlap=overlap,
-                             strength=strength, steps=steps, guidance=guidance, seed=seed,
-                             on_step=host.progress_callback(steps, unique_id), sde_noise=sde_noise,
-                             resolution=resolution)
-        return (torch.cat([host.frames_to_image(part) for part in parts]),)
+        out = refine(model, frames, prompt, negative_prompt, mode=mode, chunk=chunk, overlap=overlap,
+                     strength=strength, steps=steps, guidance=guidance, seed=seed,
+                     on_step=host.progress_callback(steps, unique_id), sde_noise=sde_noise, resolution=resolution)
+        return (host.frames_to_image(out),)
 
 
 NODE_CLASS_MAPPINGS = {"ST2VRandomizedBlendRefiner": ST2VRandomizedBlendRefiner}

@@ -8,6 +8,7 @@ successfully (no half-written mp4 under the final name).
 
 from __future__ import annotations
 
+import itertools
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -59,7 +60,15 @@ def iter_video_frames(path: str | os.PathLike, start: int = 0, limit: Optional[i
         if not container.streams.video:
             raise InputError(f"{path} has no video stream")
         n = 0
-        for index, frame in enumerate(container.decode(video=0)):
+        frames = container.decode(video=0)
+        for index in itertools.count():
+            try:
+                frame = next(frames, None)
+            except av.error.FFmpegError as exc:
+                raise InputError(f"{path}: frame {index} could not be decoded ({exc}); the file is damaged or "
+                                 f"incomplete. Re-encode or re-download it.") from exc
+            if frame is None:
+                break
             if index < start:
                 continue
             if limit is not None and n >= limit:
@@ -125,10 +134,14 @@ class VideoWriter:
     def close(self) -> None:
         if self._container is None:
             raise InputError(f"no frames were written to {self.path}")
-        self._container.mux(self._stream.encode())
-        self._container.close()
-        self._container = None
-        os.replace(self._tmp, self.path)
+        try:
+            self._container.mux(self._stream.encode())
+            self._container.close()
+            self._container = None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()  # a failed final mux must not leave the .partial file behind
+            raise
 
     def abort(self) -> None:
         if self._container is not None:

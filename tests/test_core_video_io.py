@@ -32,7 +32,18 @@ def test_incremental_writes_and_partial_reads(tmp_path):
         for i in range(0, 12, 5):
             w.write(frames[i:i + 5])
     assert w.frames_written == 12
-    assert len(list(iter_video_frames(tmp_path / "v.mp4", start=3, limit=4))) == 4
+    path = tmp_path / "v.mp4"
+    full = read_video(path)
+    assert full.shape == (12, 32, 48, 3)  # all three writes landed, in one stream
+    part = list(iter_video_frames(path, start=3, limit=4))
+    assert len(part) == 4 and all(f.dtype == torch.uint8 and f.shape == (32, 48, 3) for f in part)
+    # exactly frames 3..6 of the same decode (read_video is that decode / 255)
+    assert torch.equal(torch.stack(part), (full[3:7] * 255).round().to(torch.uint8))
+    assert torch.equal(read_video(path, start=3, limit=4), full[3:7])
+    # and they are the written frames 3..6 (each decoded frame is closest to its own source frame)
+    distance = (full[:, None] - frames[None]).abs().mean(dim=(2, 3, 4))  # (decoded, written)
+    assert torch.equal(distance.argmin(dim=1), torch.arange(12))
+    assert len(list(iter_video_frames(path, start=10, limit=4))) == 2  # a limit past the end stops there
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path):

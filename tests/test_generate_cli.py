@@ -98,8 +98,8 @@ def test_bench_arguments_and_tiny_run(capsys):
         assert "no CUDA GPU" in capsys.readouterr().err
     assert main(["bench", "--steps", "1"]) == 2
     result = benchmark_extend(steps=2, models=(tiny_models()[0], None))
-    assert result.frames == 8 and result.steps == 2 and result.seconds > 0
-    assert result.seconds_per_frame > 0 and "s/frame" in result.line()
+    assert (result.stage, result.frames, result.steps, result.official_steps) == ("extend", 8, 2, 50)
+    assert result.memory_kind == "process peak RSS" and "s/frame" in result.line()
 
 
 def test_full_size_models_have_the_official_parameter_counts():
@@ -117,22 +117,60 @@ def test_full_size_models_have_the_official_parameter_counts():
     assert sum(p.numel() for p in base.parameters()) == 1_411_233_860
 
 
-def test_extend_a_given_video_with_an_anchor_image(tmp_path, capsys):
+def test_extend_a_given_video_with_an_anchor_image(tmp_path, capsys, monkeypatch):
     from PIL import Image
 
+    from streaming_core.cli.demo import tiny_models
+    from streaming_core.pipelines import extend as extend_module
+    from streaming_core.pipelines.long_video import encode_anchor
     from streaming_core.video_io import write_video
 
-    given = torch.rand(10, 64, 64, 3, generator=torch.Generator().manual_seed(0))
-    write_video(tmp_path / "in.mp4", given)
-    Image.new("RGB", (90, 30), (200, 30, 30)).save(tmp_path / "anchor.png")
-    out = tmp_path / "out.mp4"
-    rc = main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--anchor", str(tmp_path / "anchor.png"),
-               "--frames", "20", "--out", str(out)] + FAST)
-    assert rc == 0, capsys.readouterr().err
-    frames = read_video(out)
-    assert frames.shape == (20, 64, 64, 3)
-    # the given frames come first (through two lossy encodes)
-    assert (frames[:10] - read_video(tmp_path / "in.mp4")).abs().mean() < 0.05
+    # what reaches the extension step of the loop: its APM tokens and guidance scales, and the UNet batches
+    calls, batches = [], []
+    real = extend_module.extend_chunk
+
+    def spy(model, cam_frames, cond, **kw):
+        calls.append({"anchor": cond.anchor.detach().cpu().clone(), "guidance": kw.get("guidance_scale"),
+                      "anchor_guidance": kw.get("anchor_guidance_scale")})
+        return real(model, cam_frames, cond, **kw)
+
+    monkeypatch.setattr(extend_module, "extend_chunk", spy)
+    model = tiny_models()[0]
+    hook = model.unet.register_forward_pre_hook(lambda m, a: batches.append(a[0].shape[0]))
+    try:
+        given = torch.rand(10, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+        write_video(tmp_path / "in.mp4", given)
+        Image.new("RGB", (90, 30), (200, 30, 30)).save(tmp_path / "anchor.png")
+        out = tmp_path / "out.mp4"
+        rc = main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--anchor", str(tmp_path / "anchor.png"),
+                   "--frames", "20", "--out", str(out)] + FAST)
+        assert rc == 0, capsys.readouterr().err
+        frames = read_video(out)
+        assert frames.shape == (20, 64, 64, 3)
+        # the given frames come first (through two lossy encodes)
+        assert (frames[:10] - read_video(tmp_path / "in.mp4")).abs().mean() < 0.05
+        # both extension chunks are conditioned on the anchor image's tokens, not on frame 0's (the default)
+        with torch.inference_mode():
+            red = torch.tensor([200 / 255, 30 / 255, 30 / 255]).expand(30, 90, 3)
+            anchor_tokens = encode_anchor(model, red, 64, 64).tokens.cpu()
+            frame0_tokens = encode_anchor(model, read_video(tmp_path / "in.mp4")[:1]).tokens.cpu()
+        assert (anchor_tokens - frame0_tokens).abs().max() > 1e-2  # the check below can tell them apart
+        assert len(calls) == 2
+        for call in calls:
+            torch.testing.assert_close(call["anchor"], anchor_tokens, rtol=0, atol=1e-5)
+            assert (call["guidance"], call["anchor_guidance"]) == (7.5, None)  # official joint guidance
+        assert batches == [2] * 4  # 2 chunks x 2 steps, [uncond, cond] in one forward
+
+        # paper eq. 12: separate text and anchor scales reach the loop and take the 3-pass batch
+        calls.clear(), batches.clear()
+        assert main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--text-guidance", "5",
+                     "--anchor-guidance", "2", "--frames", "18", "--out", str(tmp_path / "eq12.mp4")] + FAST) == 0
+        assert read_video(tmp_path / "eq12.mp4").shape == (18, 64, 64, 3)
+        assert [(c["guidance"], c["anchor_guidance"]) for c in calls] == [(5.0, 2.0)]
+        torch.testing.assert_close(calls[0]["anchor"], frame0_tokens, rtol=0, atol=1e-5)  # no --anchor: frame 0
+        assert batches == [3] * 2  # (empty, grey), (empty, anchor), (prompt, anchor) per step
+    finally:
+        hook.remove()
     assert main(["demo", "--init-video", str(tmp_path / "in.mp4"), "--frames", "10", "--out",
                  str(tmp_path / "o2.mp4")] + FAST) == 2
     assert "already has 10 frames" in capsys.readouterr().err
@@ -157,3 +195,15 @@ def test_generate_with_vidxtend_takes_the_image_encoder_from_clip_vision(tmp_pat
     err = capsys.readouterr().err
     assert "with the image encoder of" in err and "CLIP-ViT-H-14" in err
     assert read_video(tmp_path / "v.mp4").shape == (17, 64, 64, 3)
+
+
+def test_generate_finds_the_vidxtend_folder_form(tmp_path):
+    from streaming_core.cli.generate import find_st2v
+
+    folder = tmp_path / "streamingt2v" / "vidxtend"
+    folder.mkdir(parents=True)
+    assert find_st2v(tmp_path) is None  # an empty folder of that name is not a model
+    (folder / "resampler").mkdir()  # VidXTend's diffusers layout: resampler/, unet/, controlnet/, ...
+    assert find_st2v(tmp_path) == folder
+    (tmp_path / "streamingt2v" / "streaming_t2v.ckpt").write_bytes(b"")
+    assert find_st2v(tmp_path) == tmp_path / "streamingt2v" / "streaming_t2v.ckpt"  # the official file first

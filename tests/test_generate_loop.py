@@ -198,7 +198,9 @@ def test_guidance_batching():
     assert first["anchor"][0] != pytest.approx(first["anchor"][1])
     assert (a[16:] - c[16:]).abs().max() > 1e-3
     # eq. 12 through its 3-pass batch, at (almost) equal scales, gives the joint 2-pass result
-    d = extend_video(FakeStreamingT2V(), given, 24, settings(guidance=7.5, anchor_guidance=7.5 + 1e-6))
+    near = FakeStreamingT2V()
+    d = extend_video(near, given, 24, settings(guidance=7.5, anchor_guidance=7.5 + 1e-6))
+    assert [c_["batch"] for c_ in near.predict_calls] == [3, 3]  # really the 3-pass path, not the joint one
     torch.testing.assert_close(d, a, rtol=0, atol=1e-4)
 
 

@@ -3,6 +3,8 @@ the real loaders; file-set detection and its errors; the VAE and text-encoder co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -67,6 +69,26 @@ def test_loaded_enhancers_carry_the_official_settings(tiny_models, ms_enhancer):
     assert torch.allclose(ac, torch.cumprod(1 - betas, 0), atol=1e-6)
 
 
+def test_diffusers_enhancer_schedule_follows_its_scheduler_config(tiny_models, tmp_path):
+    import json
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_models["zeroscope"], tmp_path / "zeroscope_v2_XL"))
+    config = folder / "scheduler" / "scheduler_config.json"
+    betas = torch.linspace(1e-4, 2e-2, 500)
+    config.write_text(json.dumps({**json.loads(config.read_text()), "trained_betas": betas.tolist(),
+                                  "prediction_type": "v_prediction"}))
+    e = load_enhancer(folder)
+    assert e.prediction_type == "v" and len(e.table.sigma_vp) == 500
+    assert torch.allclose(1 - e.table.sigma_vp**2, torch.cumprod(1 - betas, 0), atol=1e-6)
+    config.write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_enhancer(folder)
+    config.write_text(json.dumps({"beta_schedule": "squaredcos_cap_v2"}))
+    with pytest.raises(CheckpointError, match="noise schedule cannot be built.*squaredcos"):
+        load_enhancer(folder)
+
+
 def test_official_frame_plan():
     plan = plan_frames(256, 256, NativeResolution(1280, 720), 8)  # spec §6.3: 720x720 centred on 1280x720
     assert plan.fitted == (720, 720) and plan.canvas == (720, 1280) and plan.offset == (0, 280)
@@ -101,12 +123,25 @@ def test_refine_zeroscope_end_to_end(tiny_models):
 
 
 def test_cancel_stops_the_run(ms_enhancer):
+    # 12 frames: 3 VAE-encode slices (steps 1..3), 2 windows x 2 steps of the UNet (4..7), 3 decode slices (8..10)
+    unet_calls, decodes, seen = [], [], []
+    hooks = [ms_enhancer.unet.register_forward_pre_hook(lambda m, a: unet_calls.append(a[0].shape[0])),
+             ms_enhancer.vae.decoder.register_forward_pre_hook(lambda m, a: decodes.append(a[0].shape[0]))]
+
     def stop(done, total, preview):
-        if done == 4:
+        seen.append((done, total, len(unet_calls)))
+        if done == 4:  # right after the first window of the first denoising step
             raise Cancelled("stop")
 
-    with pytest.raises(Cancelled):
-        refine(ms_enhancer, video(), "x", on_step=stop, **RUN)
+    try:
+        with pytest.raises(Cancelled):
+            refine(ms_enhancer, video(), "x", on_step=stop, **RUN)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert [(d, t) for d, t, _ in seen] == [(1, 10), (2, 10), (3, 10), (4, 10)]  # no step reported after the raise
+    assert [n for _, _, n in seen] == [0, 0, 0, 1]  # one UNet forward (cond+uncond batched) before the stop ...
+    assert len(unet_calls) == 1 and decodes == []  # ... and nothing of the UNet or the decoder after it
 
 
 def test_bad_input_gets_a_clear_error(ms_enhancer):
@@ -233,8 +268,8 @@ def test_vae_tiles_close_to_untiled():
     assert column_error.max() <= 4 * column_error.mean()
 
 
-def test_benchmark_tiny_reports_time_and_memory():
+def test_benchmark_tiny_runs_the_refine_stage():
     result = benchmark(device="cpu", steps=2, frames=8, chunk=8, overlap=4)
     assert result.stage == "refine" and result.frames == 8 and result.steps == 2
-    assert result.seconds > 0 and result.seconds_per_frame > 0 and result.peak_memory_bytes > 0
+    assert result.memory_kind == "process peak RSS"
     assert result.size == "32x32" and result.official_steps == 30

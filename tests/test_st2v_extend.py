@@ -130,3 +130,26 @@ def test_sizes_that_are_multiples_of_8_but_not_64_work():
     latents = extend_chunk(model, torch.rand(1, CAM_FRAMES, 3, 72, 56) * 2 - 1, _conditioning(), num_frames=FRAMES,
                            steps=1)
     assert latents.shape[-2:] == (9, 7) and torch.isfinite(latents).all()
+
+
+def test_a_single_extension_never_reuses_the_initial_chunks_seed():
+    from streaming_core.pipelines.long_video import chunk_seed, extension_chunk_index
+
+    # the loop: 16 frames -> chunk 1, 24 -> chunk 2, ...; a short clip (8-15 frames) is a first extension too
+    assert [extension_chunk_index(n) for n in (8, 15, 16, 23, 24, 32)] == [1, 1, 1, 1, 2, 3]
+    assert chunk_seed(7, extension_chunk_index(8)) != chunk_seed(7, 0) == 7
+
+
+def test_build_conditioning_pairs_prompts_with_negatives_and_the_grey_anchor():
+    from streaming_core.cli.demo import tiny_models
+    from streaming_core.pipelines.extend import build_conditioning
+
+    model = tiny_models()[0]  # a text encoder with the real CLIP vocabulary
+    anchor = _frames()[:, 0]  # (1, 3, H, W) signed pixels
+    cond = build_conditioning(model, ["a cat", "a dog"], anchor.expand(2, -1, -1, -1), negative_prompt="blurry")
+    with torch.no_grad():
+        assert torch.equal(cond.text, model.encode_prompts(["a cat", "a dog"]))
+        assert torch.equal(cond.uncond_text, model.encode_prompts(["blurry", "blurry"]))
+        assert torch.equal(cond.anchor, model.anchor_tokens(anchor.expand(2, -1, -1, -1)))
+        assert torch.equal(cond.uncond_anchor, model.grey_anchor_tokens(batch=2))
+    assert not torch.equal(cond.anchor, cond.uncond_anchor)

@@ -138,6 +138,28 @@ def test_clip_vision_folder_and_old_position_ids_buffer(weight_files, tmp_path):
     assert_same_tensors(encoder.state_dict(), weight_files["model"].image_encoder.state_dict())
 
 
+def test_sharded_clip_vision_folder_reads_every_shard(weight_files, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    sd = load_file(str(weight_files["clip_vision"]))
+    keys = sorted(sd)
+    half = len(keys) // 2
+    folder = tmp_path / "image_encoder"
+    weight_map = {}
+    for n, part in enumerate((keys[:half], keys[half:])):
+        name = f"model-0000{n + 1}-of-00002.safetensors"
+        save_safetensors({k: sd[k] for k in part}, folder / name)
+        weight_map.update({k: name for k in part})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    encoder = load_image_encoder(folder, embed_dim=1024)
+    assert_same_tensors(encoder.state_dict(), weight_files["model"].image_encoder.state_dict())
+    (folder / "model.safetensors.index.json").write_text("{cut off")
+    with pytest.raises(CheckpointError, match="not a valid shard index"):
+        load_image_encoder(folder, embed_dim=1024)
+
+
 def test_clip_vision_without_projection(weight_files):
     from safetensors.torch import load_file
 

@@ -197,7 +197,7 @@ def _vae(f: _File, dtype, device):
             sd = ldm_to_diffusers(sd, LDM_PREFIX)
         elif f.role == "ldm_vae":
             sd = ldm_to_diffusers(sd, "")
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:  # ValueError: no decoder.up.* levels at all
         raise CheckpointError(f"{f.path}: its autoencoder tensors do not form an SD VAE ({exc}).") from exc
     sd = {k: v for k, v in sd.items() if k.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv."))}
     return load_component(sd, "", lambda s: build_vae(vae_config_from_state_dict(s)), what="VAE",
@@ -221,13 +221,22 @@ def _unet3d(f: _File, dtype, device) -> UNet3D:
 
 def _unet3d_table(scheduler: Optional[Path]) -> tuple[VPSigmaTable, str]:
     cfg = dict(UNET3D_SCHEDULE)
+    raw = {}
     if scheduler is not None:
-        raw = json.loads(scheduler.read_text())
+        try:
+            raw = json.loads(scheduler.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{scheduler} is not valid JSON ({exc}); restore the folder's scheduler_config.json "
+                                  f"or delete it to use the ModelScope schedule.") from exc
         cfg.update({k: raw[k] for k in cfg if k in raw})
-    if cfg.get("trained_betas"):
-        raise CheckpointError(f"{scheduler}: trained_betas schedules are not supported")
-    betas = betas_for(int(cfg["num_train_timesteps"]), float(cfg["beta_start"]), float(cfg["beta_end"]),
-                      str(cfg["beta_schedule"]))
+    try:
+        if raw.get("trained_betas"):  # an explicit beta list replaces the named schedule, as in diffusers
+            betas = torch.tensor(raw["trained_betas"], dtype=torch.float32)
+        else:
+            betas = betas_for(int(cfg["num_train_timesteps"]), float(cfg["beta_start"]), float(cfg["beta_end"]),
+                              str(cfg["beta_schedule"]))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{scheduler}: its noise schedule cannot be built ({exc}).") from exc
     prediction = {"epsilon": "epsilon", "v_prediction": "v", "sample": "sample"}.get(cfg["prediction_type"])
     if prediction is None:
         raise CheckpointError(f"{scheduler}: unknown prediction_type {cfg['prediction_type']!r}")

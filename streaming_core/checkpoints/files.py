@@ -114,8 +114,14 @@ def read_safetensors_header(path: str | os.PathLike) -> dict:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path} has a corrupt safetensors header ({exc}). Fetch the file again.") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a corrupt safetensors header (not a JSON object). Fetch the file again.")
     header.pop("__metadata__", None)
-    end = max((v["data_offsets"][1] for v in header.values()), default=0)
+    try:
+        end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError) as exc:
+        raise CheckpointError(f"{path} has a corrupt safetensors header (an entry without valid data_offsets). "
+                              f"Fetch the file again.") from exc
     if 8 + n + end > size:
         raise CheckpointError(
             f"{path} is truncated: its header describes {8 + n + end} bytes of data but the file has {size} "
@@ -143,6 +149,7 @@ def _torch_load(path: Path, device) -> object:
                 return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
         except Exception as exc:  # noqa: BLE001 - re-raised with context below
             msg = str(exc)
+            first_line = (msg.splitlines() or [type(exc).__name__])[0]  # EOFError from a cut-off pickle has no text
             match = _UNSUPPORTED_GLOBAL.search(msg)
             if match and _is_bookkeeping(match.group(1)):
                 placeholders.append(_placeholder_for(match.group(1)))
@@ -158,16 +165,16 @@ def _torch_load(path: Path, device) -> object:
             if "Weights only load failed" in msg:
                 raise CheckpointError(
                     f"refusing to load {path}: it is not a plain weight file (the safe unpickler stopped at: "
-                    f"{msg.split(chr(10)*3)[-1].split(chr(10))[0] or msg.splitlines()[0]}). Unpickling it fully could run "
+                    f"{msg.split(chr(10)*3)[-1].split(chr(10))[0] or first_line}). Unpickling it fully could run "
                     f"arbitrary code, which this pack never does. Re-save its tensors as safetensors in a trusted "
                     f"Python session of your own, then use that file."
                 ) from exc
             if "central directory" in msg or "zip archive" in msg or isinstance(exc, (EOFError, zipfile.BadZipFile)):
                 raise CheckpointError(
-                    f"{path} is truncated or corrupt ({_describe_size(path)} on disk; {msg.splitlines()[0]}). "
+                    f"{path} is truncated or corrupt ({_describe_size(path)} on disk; {first_line}). "
                     f"The download or copy did not finish: fetch the file again."
                 ) from exc
-            raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint: {msg.splitlines()[0]}") from exc
+            raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint: {first_line}") from exc
     raise CheckpointError(f"{path} holds too many unknown bookkeeping objects to read safely.")
 
 
@@ -195,6 +202,40 @@ def load_state_dict(path: str | os.PathLike, device: str | torch.device = "cpu")
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         return _load_safetensors(path, device)
     return unwrap_state_dict(_torch_load(path, device), path)
+
+
+def _variant_order(prefer_half: bool) -> tuple[str, ...]:
+    return (".fp16", "") if prefer_half else ("", ".fp16")
+
+
+def part_weight_files(folder: str | os.PathLike, part: str, prefer_half: bool = False, hint: str = "") -> list[Path]:
+    """The weight file(s) of one subfolder of a diffusers-style model folder: a sharded index, else
+    one file, safetensors first. Both the fp16 and the full-precision variant may be there (hubs ship
+    both): ``prefer_half`` picks the one matching the requested dtype, so an fp16 run never reads 2x
+    the bytes and an fp32 run never gets fp16-rounded weights. ``hint``: what to do when it is missing."""
+    sub = Path(folder) / part
+    if not sub.is_dir():
+        raise CheckpointError(f"{folder} has no '{part}/' subfolder" + (f": {hint}." if hint else "."))
+    for variant in _variant_order(prefer_half):
+        for index in [p for p in sorted(sub.glob("*.index.json")) if (".fp16." in p.name) == (variant == ".fp16")]:
+            try:
+                shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
+            except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+                raise CheckpointError(f"{index} is not a valid shard index ({exc}); fetch it again.") from exc
+            if shards:
+                return [check_exists(sub / s, f"{part} shard") for s in shards]
+    files = [p for p in sorted(sub.iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
+    for suffixes in (SAFETENSORS_SUFFIXES, PICKLE_SUFFIXES):
+        for variant in _variant_order(prefer_half):
+            found = [p for p in files if p.suffix.lower() in suffixes
+                     and (p.name[: -len(p.suffix)].endswith(".fp16") == (variant == ".fp16"))]
+            if len(found) == 1:
+                return found
+            if len(found) > 1:
+                raise CheckpointError(f"{sub} holds several weight files ({', '.join(p.name for p in found)}); "
+                                      f"keep one.")
+    found = f"{sub} holds no weight file ({', '.join(WEIGHT_SUFFIXES)})"
+    raise CheckpointError(found + (f": {hint}." if hint else "."))
 
 
 def load_state_dicts(paths: Iterable[str | os.PathLike], device="cpu") -> dict[str, torch.Tensor]:

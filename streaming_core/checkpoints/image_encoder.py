@@ -43,7 +43,8 @@ KNOWN_TOWERS = {(1280, 32): "ViT-H/14", (1024, 24): "ViT-L/14", (1664, 48): "ViT
 
 MISSING_HELP = (
     "APM needs the OpenCLIP ViT-H/14 image encoder (laion2b_s32b_b79k), which VidXTend does not ship. Any one of "
-    "these files works as image_encoder (in ComfyUI: the StreamingT2V loader's image_encoder input):\n"
+    "these files works as image_encoder (in ComfyUI: the StreamingT2V loader's image_encoder input; on the command "
+    "line: --image-encoder FILE, or put it in models/clip_vision/ where generate looks for it):\n"
     "  - ComfyUI's models/clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors (the ViT-H image encoder "
     "IP-Adapter uses, also distributed as IP-Adapter's image_encoder/model.safetensors; 2.5 GB in fp32);\n"
     "  - open_clip_pytorch_model.bin from laion/CLIP-ViT-H-14-laion2B-s32B-b79K (3.9 GB; MS-Vid2Vid-XL's "
@@ -172,12 +173,11 @@ def load_image_encoder(path: str | os.PathLike, **kwargs) -> OpenCLIPImageEncode
     """``build_image_encoder`` on a file (safetensors, or a pickle read weights-only and memory-mapped,
     so only the visual tower of a 3.9 GB open_clip file or a 25 GB checkpoint is ever touched), or on
     a folder holding one such file (e.g. IP-Adapter's ``image_encoder/`` with its config.json)."""
-    from .files import load_state_dict
+    from .files import load_state_dict, load_state_dicts, part_weight_files
 
     path = Path(path)
-    if path.is_dir():
-        from .vidxtend import part_weight_files
-
+    if path.is_dir():  # every shard of a sharded folder, not only the first
         half = kwargs.get("dtype") in (torch.float16, torch.bfloat16)
-        path = part_weight_files(path.parent, path.name, prefer_half=half, hint="")[0]
+        return build_image_encoder(load_state_dicts(part_weight_files(path.parent, path.name, prefer_half=half)),
+                                   source=path.name, **kwargs)
     return build_image_encoder(load_state_dict(path), source=path.name, **kwargs)

@@ -209,7 +209,7 @@ def inspect_file(path: str | os.PathLike) -> Inspection:
                             "file, open_clip_pytorch_model.bin, or the official checkpoint)")
     if layout in ("streamingt2v", "vidxtend"):
         result.notes += [f"MISSING: {c.label} ({c.where}*)" for c in result.components
-                         if c.tensors == 0 and not (layout == "vidxtend" and c.where == "image_encoder.")]
+                         if c.tensors == 0]
     note = _tower_note(tensors) if layout in ("streamingt2v", "open_clip", "clip_vision") else None
     if note:
         result.notes.append(note)
@@ -225,7 +225,8 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def detect_folder_layout(folder: str | os.PathLike) -> str:
     from .msvid2vid import UNET_FILE
-    from .vidxtend import is_vidxtend_folder, part_weight_files
+    from .files import part_weight_files
+    from .vidxtend import is_vidxtend_folder
 
     folder = Path(folder)
     if is_vidxtend_folder(folder):
@@ -245,7 +246,7 @@ def detect_folder_layout(folder: str | os.PathLike) -> str:
 
 
 def _inspect_subfolders(folder: Path, layout: str) -> Inspection:
-    from .vidxtend import part_weight_files
+    from .files import part_weight_files
 
     result = Inspection(folder, layout)
     for label, where in LAYOUTS[layout].components:

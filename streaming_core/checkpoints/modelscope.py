@@ -64,7 +64,7 @@ def _unet_prefix(sd: Mapping[str, torch.Tensor], source: str) -> str:
             f"{source} is a StreamingT2V checkpoint (it has the CAM/APM tensors), not the stock ModelScope UNet. "
             f"The first chunk needs the stock text-to-video-ms-1.7b UNet "
             f"(unet/diffusion_pytorch_model.safetensors) or zeroscope_v2_576w; give this file as the "
-            f"StreamingT2V model (--st2v) instead.")
+            f"StreamingT2V model instead (--st2v on the command line, the StreamingT2V Loader in ComfyUI).")
     if layout == "modelscope_unet":
         return ""
     if "unet.conv_in.weight" in sd and "unet.conv_out.weight" in sd:

@@ -53,27 +53,8 @@ def _fetch_hint(part: str) -> str:
 
 
 def part_weight_files(folder: Path, part: str) -> list[Path]:
-    """The weight file(s) of one subfolder: a sharded index, else one file (safetensors preferred)."""
-    sub = folder / part
-    if not sub.is_dir():
-        raise CheckpointError(f"{folder} has no '{part}/' subfolder ({PART_WHAT.get(part, part)}): {_fetch_hint(part)}.")
-    for index in sorted(sub.glob("*.index.json")):
-        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
-        if shards:
-            return [files.check_exists(sub / s, f"{part} shard") for s in shards]
-    found = [p for p in sorted(sub.iterdir()) if p.is_file() and p.suffix.lower() in files.WEIGHT_SUFFIXES]
-    if not found:
-        raise CheckpointError(f"{sub} holds no weight file ({', '.join(files.WEIGHT_SUFFIXES)}): {_fetch_hint(part)}.")
-    for suffixes in (files.SAFETENSORS_SUFFIXES, files.PICKLE_SUFFIXES):
-        group = [p for p in found if p.suffix.lower() in suffixes]
-        plain = [p for p in group if len(p.suffixes) == 1]  # not a ".fp16.safetensors" variant
-        for candidates in (plain, group):
-            if len(candidates) == 1:
-                return candidates
-            if len(candidates) > 1:
-                raise CheckpointError(f"{sub} holds several weight files ({', '.join(p.name for p in candidates)}); "
-                                      f"keep only one.")
-    raise CheckpointError(f"{sub}: no usable weight file")  # unreachable
+    """The weight file(s) of one hub subfolder (full precision preferred where both variants exist)."""
+    return files.part_weight_files(folder, part, hint=f"it holds {PART_WHAT.get(part, part)}; {_fetch_hint(part)}")
 
 
 def _read_json(path: Path) -> Optional[dict]:
@@ -118,6 +99,15 @@ def _config_error(what: str, exc: Exception) -> CheckpointError:
                            f"Stream-DiffVSR {what} file, or it is incomplete.")
 
 
+def _build_part(state_dict, read_config: Callable, build: Callable, what: str) -> nn.Module:
+    """Config read from the tensor shapes, then the module built on meta and given the tensors."""
+    try:
+        cfg = read_config(shapes_of(state_dict))
+    except (KeyError, IndexError) as exc:
+        raise _config_error(what, exc) from exc
+    return instantiate(lambda: build(cfg), state_dict, what)
+
+
 def build_unet_from(state_dict, hub_config=None, what="unet"):
     from ..models.sdvsr.denoiser import build_unet
 
@@ -125,31 +115,20 @@ def build_unet_from(state_dict, hub_config=None, what="unet"):
     if dropped:  # x4-upscaler noise-level embedding: the Stream-DiffVSR pipeline never passes class labels
         log.info("unet: ignoring %d class_embedding tensors (noise-level conditioning is unused)", len(dropped))
         state_dict = {k: v for k, v in state_dict.items() if k not in dropped}
-    try:
-        cfg = unet_config(shapes_of(state_dict), hub_config)
-    except (KeyError, IndexError) as exc:
-        raise _config_error(what, exc) from exc
-    return instantiate(lambda: build_unet(cfg), state_dict, what)
+    return _build_part(state_dict, lambda shapes: unet_config(shapes, hub_config), build_unet, what)
 
 
 def build_controlnet_from(state_dict, hub_config=None, what="controlnet"):
     from ..models.sdvsr.denoiser import build_controlnet
 
-    try:
-        cfg = controlnet_config(shapes_of(state_dict), hub_config)
-    except (KeyError, IndexError) as exc:
-        raise _config_error(what, exc) from exc
-    return instantiate(lambda: build_controlnet(cfg), state_dict, what)
+    return _build_part(state_dict, lambda shapes: controlnet_config(shapes, hub_config), build_controlnet, what)
 
 
 def build_vae_from(state_dict, hub_config=None, what="vae"):
     from ..models.sdvsr.temporal_vae import TemporalAutoencoderTiny, TemporalVAEConfig
 
-    try:
-        cfg = TemporalVAEConfig.from_shapes(shapes_of(state_dict), hub_config)
-    except (KeyError, IndexError) as exc:
-        raise _config_error(what, exc) from exc
-    return instantiate(lambda: TemporalAutoencoderTiny(cfg), state_dict, what)
+    return _build_part(state_dict, lambda shapes: TemporalVAEConfig.from_shapes(shapes, hub_config),
+                       TemporalAutoencoderTiny, what)
 
 
 def build_raft_from(state_dict, what="RAFT"):

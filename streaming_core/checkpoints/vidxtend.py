@@ -14,7 +14,6 @@ Two forms exist (vidxtend_notes.md §1-2): one flat file (``vidxtend[.fp16].safe
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
@@ -22,9 +21,10 @@ from typing import Iterable, Mapping, Optional, Sequence
 import torch
 
 from ..errors import CheckpointError
-from .files import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, check_exists, load_state_dicts
+from .files import load_state_dicts, part_weight_files
 
 HUB_REPO = "benjamin-paine/vidxtend"
+FETCH_HINT = f"download its .safetensors file from {HUB_REPO}"
 # our component name -> (VidXTend prefix / folder, official prefix)
 PARTS = {
     "unet": ("unet", "base_model."),
@@ -118,41 +118,10 @@ def is_vidxtend_folder(folder: str | os.PathLike) -> bool:
     try:
         from .inspect import read_tensor_infos
 
-        keys = read_tensor_infos(part_weight_files(folder, "unet")[0]).tensors
+        keys = read_tensor_infos(part_weight_files(folder, "unet", hint=FETCH_HINT)[0]).tensors
     except CheckpointError:
         return False
     return any(k.startswith("cross_attention_merger_") for k in keys)
-
-
-def _variant_order(prefer_half: bool) -> tuple[str, ...]:
-    return (".fp16", "") if prefer_half else ("", ".fp16")
-
-
-def part_weight_files(folder: Path, part: str, prefer_half: bool = False,
-                      hint: str = f"download its .safetensors file from {HUB_REPO}") -> list[Path]:
-    """The weight file(s) of one subfolder. Both the fp16 and the full-precision variant may be
-    there (the hub has both): ``prefer_half`` picks the one matching the requested dtype, so an fp16
-    run never reads 2x the bytes and an fp32 run never gets fp16-rounded weights."""
-    sub = Path(folder) / part
-    if not sub.is_dir():
-        raise CheckpointError(f"{folder} has no '{part}/' subfolder" + (f": {hint}." if hint else "."))
-    for variant in _variant_order(prefer_half):
-        for index in [p for p in sorted(sub.glob("*.index.json")) if (".fp16." in p.name) == (variant == ".fp16")]:
-            shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
-            if shards:
-                return [check_exists(sub / s, f"{part} shard") for s in shards]
-    files = [p for p in sorted(sub.iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
-    for suffixes in (SAFETENSORS_SUFFIXES, PICKLE_SUFFIXES):
-        for variant in _variant_order(prefer_half):
-            found = [p for p in files if p.suffix.lower() in suffixes
-                     and (p.name[: -len(p.suffix)].endswith(".fp16") == (variant == ".fp16"))]
-            if len(found) == 1:
-                return found
-            if len(found) > 1:
-                raise CheckpointError(f"{sub} holds several weight files ({', '.join(p.name for p in found)}); "
-                                      f"keep one.")
-    found = f"{sub} holds no weight file ({', '.join(WEIGHT_SUFFIXES)})"
-    raise CheckpointError(found + (f": {hint}." if hint else "."))
 
 
 def read_folder(folder: str | os.PathLike, *, wanted: Sequence[str] = tuple(PARTS), allow_missing: Iterable[str] = (),
@@ -174,7 +143,7 @@ def read_folder(folder: str | os.PathLike, *, wanted: Sequence[str] = tuple(PART
     sd: dict[str, torch.Tensor] = {}
     for name in present:
         part, official = PARTS[name]
-        for key, value in load_state_dicts(part_weight_files(folder, part, dtype in HALF_DTYPES)).items():
+        for key, value in load_state_dicts(part_weight_files(folder, part, dtype in HALF_DTYPES, hint=FETCH_HINT)).items():
             if official + key not in DROPPED_KEYS:
                 sd[official + key] = value
     return sd

@@ -16,9 +16,9 @@ import sys
 import torch
 
 from ..errors import InputError
+from .devices import DTYPES, pick_device, pick_dtype
 
 STAGES = ("initial", "extend", "refine", "upscale")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OTHER_STAGE_MODULES = {"refine": "streaming_core.pipelines.refine", "upscale": "streaming_core.pipelines.upscale"}
 
 
@@ -34,8 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(args) -> tuple[torch.device, torch.dtype]:
-    from .generate import pick_device
-
     device = pick_device(args.device)
     if args.full and device.type != "cuda":
         raise InputError("--full builds the full-size networks (about 3.4 billion parameters) and is meant for a "
@@ -43,7 +41,7 @@ def resolve(args) -> tuple[torch.device, torch.dtype]:
                          "run anywhere.")
     if args.steps is not None and args.steps < 2:
         raise InputError("--steps must be at least 2 (one step is timed separately to split off fixed costs)")
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
+    dtype = pick_dtype(args.dtype, device)
     return device, dtype
 
 

@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError, InputError
+from .devices import DTYPES, pick_device, pick_dtype
 
 DEFAULT_MODELS_DIR = "models"
 ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt", "vidxtend.fp16.safetensors",
@@ -28,7 +29,6 @@ ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt", "vidxtend.
 # ViT-H/14 image encoders for checkpoints without one (VidXTend), where ComfyUI users usually have them
 IMAGE_ENCODER_PLACES = ("clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
                         "clip_vision/open_clip_pytorch_model.bin", "streamingt2v/open_clip_pytorch_model.bin")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 # -- arguments -------------------------------------------------------------------------------------
@@ -103,8 +103,11 @@ def initial_settings(args):
 
 # -- weights ---------------------------------------------------------------------------------------
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
+    from ..checkpoints.vidxtend import is_vidxtend_folder
+
     folder = Path(models_dir) / "streamingt2v"
-    return next((folder / n for n in ST2V_FILE_NAMES if (folder / n).is_file()), None)
+    return next((folder / n for n in ST2V_FILE_NAMES
+                 if (folder / n).is_file() or is_vidxtend_folder(folder / n)), None)
 
 
 def find_image_encoder(models_dir: str | Path) -> Optional[Path]:
@@ -134,24 +137,6 @@ def find_base(models_dir: str | Path) -> Optional[Path]:
             except CheckpointError:
                 continue
     return None
-
-
-def pick_device(name: Optional[str]) -> torch.device:
-    if not name:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"--device {name!r} is not a device name (e.g. cuda, cuda:1, cpu)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name} asked for, but PyTorch sees no CUDA GPU here; use --device cpu.")
-    return device
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return DTYPES[name]
 
 
 def read_image(path: str) -> torch.Tensor:
@@ -232,6 +217,7 @@ def render(args, model, base_unet, label: str = "") -> int:
 def run(args) -> int:
     from .demo import run_demo
 
+    device = pick_device(args.device)  # a bad name is an error even where the demo runs instead
     st2v_path = Path(args.st2v) if args.st2v else find_st2v(args.models_dir)
     needs_base = not args.init_video and not args.resume
     base_path = Path(args.base) if args.base else (find_base(args.models_dir) if needs_base else None)
@@ -252,7 +238,6 @@ def run(args) -> int:
     from ..checkpoints.modelscope import load_modelscope_unet
     from ..checkpoints.st2v import load_streamingt2v
 
-    device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     image_encoder = image_encoder_for(st2v_path, args)
     print(f"loading {st2v_path}" + (f" with the image encoder of {image_encoder}" if image_encoder else "") + " ...",

@@ -25,6 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..checkpoints.files import atomic_path
     from ..tiny.tree import TINY_MODELS, extra_model_paths_yaml, write_tree
 
     if args.list:
@@ -37,7 +38,8 @@ def run(args) -> int:
     write_tree(models_dir, force=args.force, only=args.only)
     lines = extra_model_paths_yaml(models_dir)
     if args.yaml:
-        Path(args.yaml).write_text(lines)
+        with atomic_path(args.yaml) as tmp:
+            tmp.write_text(lines)
         print(f"wrote    {args.yaml}")
     print("\nComfyUI finds these models with these lines in its extra_model_paths.yaml "
           "(or pass the file with --extra-model-paths-config):\n" + lines, file=sys.stderr)

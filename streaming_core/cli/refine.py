@@ -40,17 +40,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from ..checkpoints.enhancer import load_enhancer
+    from .devices import pick_device, pick_dtype
     from ..errors import InputError
     from ..pipelines.enhancer import NativeResolution
     from ..pipelines.refine import refine_parts
     from ..video_io import VideoWriter, read_video, video_info
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    dtype = dtypes.get(args.dtype) or (torch.float16 if torch.device(device).type == "cuda" else torch.float32)
+    device = pick_device(args.device)
+    dtype = pick_dtype(args.dtype, device)
     frames = read_video(args.video)
     if frames.shape[0] < args.chunk:
         raise InputError(f"{args.video} has {frames.shape[0]} frames, fewer than one chunk of {args.chunk}: "

@@ -34,12 +34,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better)")
 
 
-def _dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
-
-
 def _tile(value: str):
     from ..errors import InputError
 
@@ -79,10 +73,11 @@ def run(args) -> int:
     import torch
 
     from ..checkpoints.sdvsr import load_sdvsr
+    from .devices import pick_device, pick_dtype
     from ..pipelines.upscale import upscale_stream
     from ..video_io import VideoWriter, iter_video_frames, video_info
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
     torch.backends.cudnn.allow_tf32 = True
     info = video_info(args.video)
@@ -91,7 +86,7 @@ def run(args) -> int:
     if total is not None and args.frames is not None:
         total = min(total, args.frames)
     print(f"loading {args.sdvsr} on {device} ...", file=sys.stderr)
-    models = load_sdvsr(args.sdvsr, args.raft, device=device, dtype=_dtype(args.dtype))
+    models = load_sdvsr(args.sdvsr, args.raft, device=device, dtype=pick_dtype(args.dtype, device))
     frames = iter_video_frames(args.video, start=args.start, limit=args.frames)
     stream = upscale_stream(models, frames, seed=args.seed, steps=args.steps, flow_tile=tile,
                             flow_tile_overlap=args.tile_overlap, on_step=_ProgressLine(total, args.steps),

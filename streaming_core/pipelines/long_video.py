@@ -74,11 +74,6 @@ class ExtensionSettings:
         if self.rng not in RNG_MODES:
             raise InputError(f"rng must be one of {', '.join(RNG_MODES)}, got {self.rng!r}")
 
-    @property
-    def uses_eq12(self) -> bool:
-        """Three guidance passes (separate text and anchor scales) instead of the joint two."""
-        return not extend_step.uses_two_passes(self.guidance, self.anchor_guidance)
-
     def prompt_for(self, generated_chunk: int) -> str:
         """The prompt of the ``generated_chunk``-th generated chunk (0-based); the last repeats."""
         return self.prompts[min(generated_chunk, len(self.prompts) - 1)]
@@ -310,8 +305,10 @@ def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: Extensio
 
 
 def extension_chunk_index(frames_so_far: int) -> int:
-    """The loop's index of the chunk that extends a video of ``frames_so_far`` frames (16 -> 1, 24 -> 2)."""
-    return max(0, (frames_so_far - CONDITIONING_FRAMES) // NEW_FRAMES_PER_CHUNK)
+    """The loop's index of the chunk that extends a video of ``frames_so_far`` frames (16 -> 1, 24 -> 2).
+    Never 0: that index (the seed itself) belongs to the initial chunk, and a short clip extended with
+    the seed that made its first chunk must not reuse that chunk's noise."""
+    return max(1, (frames_so_far - CONDITIONING_FRAMES) // NEW_FRAMES_PER_CHUNK)
 
 
 @torch.no_grad()
@@ -322,7 +319,10 @@ def extend_one_chunk(model, video: torch.Tensor, settings: ExtensionSettings, *,
 
     The loop's own chunk code, so a chain of single extensions with one seed is the loop's video frame
     for frame: the chunk's noise index is read from the video's length (16 frames = the first
-    extension). ``settings.prompts[0]`` is the chunk's prompt; ``anchor`` defaults to frame 0.
+    extension). That holds for the default per-chunk seeding; with ``settings.rng == "official"`` (one
+    generator for the whole loop, as the official code) every call starts that generator afresh, so a
+    chain differs from the loop. ``settings.prompts[0]`` is the chunk's prompt; ``anchor`` defaults to
+    frame 0.
     """
     video = check_image_batch(video, "the video to extend", CONDITIONING_FRAMES)
     frames, height, width = int(video.shape[0]), int(video.shape[1]), int(video.shape[2])

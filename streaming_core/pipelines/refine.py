@@ -49,10 +49,10 @@ def check_refine_inputs(frames: torch.Tensor, mode: str, chunk: int, overlap: in
         raise InputError(f"chunk must be at least 2 frames, got {chunk}.")
     if not 0 <= overlap < chunk:
         raise InputError(f"overlap ({overlap}) must be at least 0 and smaller than the chunk ({chunk}), or the "
-                         f"chunks would not advance: lower --overlap (the official setting is chunk 24, overlap 8).")
+                         f"chunks would not advance: lower the overlap (the official setting is chunk 24, overlap 8).")
     if frames.shape[0] < chunk:
         raise InputError(f"the video has {frames.shape[0]} frames, fewer than one chunk of {chunk}: give a longer "
-                         f"video or a smaller --chunk (at most {frames.shape[0]}).")
+                         f"video or a smaller chunk (at most {frames.shape[0]}).")
     if not 0 < strength <= 1:
         raise InputError(f"strength must be in (0, 1] (the official 0.6 re-noises to t=599 of 1000), got {strength}.")
     if steps < 1:
@@ -92,8 +92,14 @@ def refine(
     and the VAE posterior sample. ``on_step(done, total, preview)`` runs after every VAE slice and
     every chunk of every step; raise in it to stop. Keyword ``options`` as ``refine_parts``.
     """
-    return torch.cat(list(refine_parts(enhancer, frames, prompt, negative_prompt, mode, chunk, overlap, strength,
-                                       steps, guidance, seed, on_step, **options)))
+    out, done = None, 0
+    for part in refine_parts(enhancer, frames, prompt, negative_prompt, mode, chunk, overlap, strength, steps,
+                             guidance, seed, on_step, **options):
+        if out is None:  # filled slice by slice: a long HD video is held once, not twice as with a cat
+            out = part.new_empty((frames.shape[0], *part.shape[1:]))
+        out[done:done + part.shape[0]] = part
+        done += part.shape[0]
+    return out
 
 
 @torch.no_grad()

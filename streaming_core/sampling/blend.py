@@ -67,7 +67,7 @@ def draw_offsets(windows: Sequence[Window], mode: str, rng: random.Random) -> li
         elif mode in ("shared_noise", "independent", "middle"):
             out.append(ov // 2)
         else:
-            raise ValueError(f"unknown blend mode {mode!r}; one of {BLEND_MODES}")
+            raise ValueError(f"unknown blend mode {mode!r}; one of {', '.join(BLEND_MODES)} (or 'middle')")
     return out
 
 

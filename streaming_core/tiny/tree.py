@@ -55,6 +55,12 @@ def _write_sdvsr(models_dir: Path) -> None:
     write_tiny_sdvsr(models_dir, name=SDVSR_NAME)
 
 
+def _write_vidxtend(models_dir: Path) -> None:
+    from .vidxtend import write_tiny_vidxtend
+
+    write_tiny_vidxtend(models_dir)
+
+
 TINY_MODELS: list[TinyModel] = [
     TinyModel("StreamingT2V (official Lightning checkpoint layout)", (f"{ST2V_DIR}/streaming_t2v.ckpt",), _write_st2v),
     TinyModel("ModelScope text-to-video UNet (first chunk)",
@@ -73,18 +79,10 @@ TINY_MODELS: list[TinyModel] = [
                f"{SDVSR_DIR}/{SDVSR_NAME}/vae/diffusion_pytorch_model.safetensors",
                f"{SDVSR_DIR}/{SDVSR_NAME}/text_encoder/model.safetensors",
                f"{SDVSR_DIR}/{RAFT_FILE}"), _write_sdvsr),
+    TinyModel("VidXTend single file (fp16) + ViT-H clip_vision image encoder",
+              (f"{ST2V_DIR}/vidxtend.fp16.safetensors",
+               f"{CLIP_VISION_DIR}/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"), _write_vidxtend),
 ]
-
-
-def _write_vidxtend(models_dir: Path) -> None:
-    from .vidxtend import write_tiny_vidxtend
-
-    write_tiny_vidxtend(models_dir)
-
-
-TINY_MODELS.append(TinyModel("VidXTend single file (fp16) + ViT-H clip_vision image encoder",
-                             (f"{ST2V_DIR}/vidxtend.fp16.safetensors",
-                              "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"), _write_vidxtend))
 
 
 def extra_model_paths_yaml(models_dir: str | os.PathLike, section: str = "streaming_tiny") -> str:
