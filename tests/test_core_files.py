@@ -81,6 +81,27 @@ def test_truncated_safetensors_is_named(tmp_path):
         files.load_state_dict(path)
 
 
+@pytest.mark.parametrize("keep", [10, 0.5, 0.9])
+def test_truncated_legacy_pickle_is_named(tmp_path, keep):
+    """The old (non-zip) format cut off anywhere: EOFError / UnpicklingError, sometimes without any message."""
+    path = tmp_path / "old.pth"
+    torch.save({"w": torch.randn(64, 64)}, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        files.load_state_dict(path)
+
+
+@pytest.mark.parametrize("header", [b"[1, 2]", b'{"a": {"dtype": "F32", "shape": [1]}}', b'{"a": {"data_offsets": 3}}'])
+def test_malformed_safetensors_header_is_named(tmp_path, header):
+    import struct
+
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    with pytest.raises(CheckpointError, match="corrupt safetensors header"):
+        files.load_state_dict(path)
+
+
 def test_missing_empty_and_folder_paths(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         files.load_state_dict(tmp_path / "nope.safetensors")
