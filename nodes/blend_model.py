@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..streaming_core.sampling.context_blend import latent_window
 from . import host
+from .common_inputs import seed_input
 
 TEMPORAL_COMPRESSION_CHOICES = ("auto", "1x", "4x", "6x", "8x")
 FRAME_AXIS_CHOICES = ("auto", "time", "batch")
@@ -41,9 +42,8 @@ class ST2VRandomizedBlendModel:
                     "tooltip": "randomized: a new random cut in every overlap at every step (the paper). hard_cut_middle: "
                                "a fixed cut in the middle of each overlap (the paper's baseline). pyramid, relative, flat, "
                                "overlap-linear: ComfyUI's own weighted fuses, same windows, for comparison."}),
-                "seed": ("INT", {
-                    "default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                    "tooltip": "Seed of the random cuts; with the sampler's seed fixed, the same value gives the same video."}),
+                "seed": seed_input("Seed of the random cuts; with the sampler's seed fixed, the same value gives "
+                                   "the same video."),
                 "temporal_compression": (list(TEMPORAL_COMPRESSION_CHOICES), {
                     "default": "auto",
                     "tooltip": "Video frames per latent frame. auto reads it from the model: 4x Wan and Hunyuan, 8x LTXV "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..streaming_core.checkpoints.modelscope import find_unet_file
+from ..streaming_core.checkpoints.vidxtend import is_vidxtend_folder
 from ..streaming_core.errors import CheckpointError
 from . import host
 
@@ -35,14 +36,6 @@ def _holds_unet(folder: Path) -> bool:
         return False
 
 
-def _is_vidxtend_folder(folder: Path) -> bool:
-    try:
-        from ..streaming_core.checkpoints.vidxtend import is_vidxtend_folder
-    except ImportError:  # a core without VidXTend support
-        return False
-    return is_vidxtend_folder(folder)
-
-
 def _is_diffusers_enhancer(folder: Path) -> bool:
     return all((folder / part).is_dir() for part in ("unet", "text_encoder", "vae"))
 
@@ -57,7 +50,7 @@ def _path(kind: str, name: str) -> str:
 # -- StreamingT2V --------------------------------------------------------------------------------
 def st2v_models() -> list[str]:
     """VidXTend folders, then every weight file (streaming_t2v.ckpt, its safetensors, vidxtend.fp16...)."""
-    return _folders(ST2V, _is_vidxtend_folder) + host.list_files(ST2V)
+    return _folders(ST2V, is_vidxtend_folder) + host.list_files(ST2V)
 
 
 def st2v_model_path(name: str) -> str:
@@ -73,8 +66,13 @@ def image_encoder_path(name: str) -> Optional[str]:
     if name in (None, "", NONE):
         return None
     prefix = CLIP_VISION + "/"
-    if name.startswith(prefix) and name[len(prefix):] in host.list_files(CLIP_VISION):
-        return host.full_path(CLIP_VISION, name[len(prefix):])
+    if name.startswith(prefix):
+        clip_name = name[len(prefix):]
+        # A 'clip_vision/' name is ComfyUI's clip_vision file; only a sub-folder of our own folder that
+        # happens to be called clip_vision (streamingt2v/clip_vision/<file>, listed under the same name)
+        # takes it otherwise. Gone from both: the error names the clip_vision folders it was picked from.
+        if clip_name in host.list_files(CLIP_VISION) or name not in host.list_files(ST2V):
+            return host.full_path(CLIP_VISION, clip_name)
     return host.full_path(ST2V, name)
 
 

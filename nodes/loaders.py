@@ -3,18 +3,15 @@
 Weights are read from the pack's model folders only (``models/streamingt2v/``,
 ``models/stream_diffvsr/``, plus ``clip_vision/`` for the APM image encoder); nothing is ever
 downloaded. The dtype widget overrides ComfyUI's choice for the main network.
+
+The core loaders are imported inside ``load`` so that importing the pack (ComfyUI start-up) stays
+light: the model code behind them may import diffusers/transformers.
 """
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
-from ..streaming_core.checkpoints import st2v as st2v_checkpoints
-from ..streaming_core.checkpoints.modelscope import load_modelscope_unet
-from ..streaming_core.checkpoints.sdvsr import load_sdvsr
-from ..streaming_core.errors import InputError
 from . import choices, host
 
 LOADERS = "StreamingT2V/loaders"
@@ -24,12 +21,6 @@ DTYPE_TOOLTIP = ("Precision of the network: auto follows ComfyUI (fp16/bf16 on a
 
 def _dtype_input():
     return (list(host.DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP})
-
-
-def _supports_image_encoder() -> bool:
-    """True once the core loader takes an ``image_encoder`` file (VidXTend needs one)."""
-    return any("image_encoder" in inspect.signature(fn).parameters
-               for fn in (st2v_checkpoints.load_streamingt2v, st2v_checkpoints.build_streamingt2v))
 
 
 class ST2VLoader:
@@ -63,16 +54,11 @@ class ST2VLoader:
         }
 
     def load(self, model, dtype, image_encoder=choices.NONE):
-        extra = {}
-        encoder = choices.image_encoder_path(image_encoder)
-        if encoder is not None:
-            if not _supports_image_encoder():
-                raise InputError("this version of the pack cannot take the image encoder from another file; set "
-                                 "image_encoder to none and use streaming_t2v.ckpt.")
-            extra["image_encoder"] = encoder
-        core = st2v_checkpoints.load_streamingt2v(
-            choices.st2v_model_path(model), dtype=host.pick_dtype(dtype, "diffusion"),
-            device=host.offload_device("diffusion"), **extra)
+        from ..streaming_core.checkpoints.st2v import load_streamingt2v
+
+        core = load_streamingt2v(
+            choices.st2v_model_path(model), image_encoder=choices.image_encoder_path(image_encoder),
+            dtype=host.pick_dtype(dtype, "diffusion"), device=host.offload_device("diffusion"))
         return (host.wrap_model(core, "diffusion"),)
 
 
@@ -97,6 +83,8 @@ class ST2VModelScopeLoader:
         }}
 
     def load(self, model, dtype):
+        from ..streaming_core.checkpoints.modelscope import load_modelscope_unet
+
         unet = load_modelscope_unet(choices.base_model_path(model), dtype=host.pick_dtype(dtype, "diffusion"),
                                     device=host.offload_device("diffusion"))
         return (host.wrap_model(unet, "diffusion"),)
@@ -157,6 +145,8 @@ class SDVSRLoader:
         }}
 
     def load(self, model, raft, dtype):
+        from ..streaming_core.checkpoints.sdvsr import load_sdvsr
+
         models = load_sdvsr(choices.sdvsr_model_path(model), choices.raft_path(raft),
                             device=host.offload_device("diffusion"), dtype=host.pick_dtype(dtype, "diffusion"),
                             vae_dtype=torch.float32)

@@ -1,22 +1,22 @@
-"""Stream-DiffVSR Upscale: causal x4 video super-resolution, frame by frame, resumable across queue runs."""
+"""Stream-DiffVSR Upscale: causal x4 video super-resolution, frame by frame, resumable across queue runs.
+
+The core pipeline is imported inside ``upscale``: its model code imports diffusers, which importing
+the pack (ComfyUI start-up) must not pay for.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from ..streaming_core.models.sdvsr.bundle import NUM_STEPS
-from ..streaming_core.pipelines.upscale import upscale_stream
 from . import host
 from .common_inputs import UNIQUE_ID, seed_input
 
+# Denoising steps per frame, for the progress bar: streaming_core.models.sdvsr.bundle.NUM_STEPS (the
+# distilled UNet's fixed 4-step schedule). Copied because that module imports diffusers; a test checks
+# that the two agree.
+NUM_STEPS = 4
+
 FLOW_TILES = ("auto", "off", "256", "384", "512", "768", "1024")
-
-
-def flow_tile_setting(choice: str):
-    """The core's ``flow_tile`` for a menu choice."""
-    if choice in ("auto", "off"):
-        return "auto" if choice == "auto" else None
-    return int(choice)
 
 
 class SDVSRUpscale:
@@ -54,9 +54,11 @@ class SDVSRUpscale:
         }
 
     def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, unique_id=None):
+        from ..streaming_core.pipelines.upscale import upscale_stream
+
         frames = host.image_to_frames(video, "video")
         models = host.load_bundle_for_use(sdvsr_model)
-        stream = upscale_stream(models, frames, state, seed=seed, flow_tile=flow_tile_setting(flow_tile),
+        stream = upscale_stream(models, frames, state, seed=seed, flow_tile=flow_tile,
                                 on_step=host.progress_callback(frames.shape[0] * NUM_STEPS, unique_id),
                                 output_device=host.intermediate_device())
         upscaled = torch.stack(list(stream))

@@ -113,6 +113,19 @@ def test_image_encoder_menu_includes_comfyuis_clip_vision_files(tmp_path, monkey
     assert choices.image_encoder_path(menu[1]) == str(tmp_path / "streamingt2v" / "open_clip_pytorch_model.bin")
 
 
+def test_a_missing_clip_vision_pick_names_the_clip_vision_folder(tmp_path, monkeypatch):
+    # our own folder may hold a sub-folder called clip_vision: its files are listed as 'clip_vision/<file>' too
+    (tmp_path / "streamingt2v" / "clip_vision").mkdir(parents=True)
+    (tmp_path / "streamingt2v" / "clip_vision" / "ours.bin").write_bytes(b"x")
+    monkeypatch.setenv("STREAMING_MODELS_DIR", str(tmp_path))
+    choices = PACK.nodes.choices
+    assert choices.image_encoder_path("clip_vision/ours.bin") == str(tmp_path / "streamingt2v" / "clip_vision" /
+                                                                     "ours.bin")
+    with pytest.raises(CheckpointError, match=r"'gone\.safetensors' is not in the 'clip_vision' model folders") as err:
+        choices.image_encoder_path("clip_vision/gone.safetensors")
+    assert str(tmp_path / "clip_vision") in str(err.value)
+
+
 def test_image_encoder_from_another_file_reaches_the_loader(env, st2v):
     # an official checkpoint is one of the files the image encoder may come from (VidXTend needs one)
     other = node("ST2VLoader")(model="streaming_t2v.ckpt", dtype="auto", image_encoder="streaming_t2v.ckpt")[0]

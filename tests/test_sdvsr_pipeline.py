@@ -241,3 +241,12 @@ def test_released_sizes_for_bench_full_match_the_official_key_lists(shared_dir):
         ours = {k: tuple(v.shape) for k, v in getattr(models, part).state_dict().items()}
         assert ours == expected, part
     assert sum(p.numel() for p in models.raft.parameters()) == 5_257_536  # torchvision's raft_large
+
+
+def test_flow_tile_settings_from_the_cli_and_the_node_menu():
+    from streaming_core.pipelines.upscale import parse_flow_tile
+
+    assert [parse_flow_tile(v) for v in ("auto", "off", "none", None, "0", 0, -3, "512", 256)] == \
+        ["auto", None, None, None, None, None, None, 512, 256]
+    with pytest.raises(InputError, match="flow tile must be 'auto', 'off' or a tile side in pixels, got 'big'"):
+        parse_flow_tile("big")

@@ -34,18 +34,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better)")
 
 
-def _tile(value: str):
-    from ..errors import InputError
-
-    if value in ("auto", "none", "off"):
-        return "auto" if value == "auto" else None
-    try:
-        n = int(value)
-    except ValueError:
-        raise InputError(f"--tile must be a number of pixels, 0 or 'auto', got {value!r}") from None
-    return n if n > 0 else None
-
-
 class _ProgressLine:
     """One self-overwriting stderr line: frames done, seconds per frame, estimated time left."""
 
@@ -74,14 +62,14 @@ def run(args) -> int:
 
     from ..checkpoints.sdvsr import load_sdvsr
     from .devices import pick_device, pick_dtype
-    from ..pipelines.upscale import upscale_stream
+    from ..pipelines.upscale import parse_flow_tile, upscale_stream
     from ..video_io import VideoWriter, iter_video_frames, video_info
 
     device = pick_device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
     torch.backends.cudnn.allow_tf32 = True
     info = video_info(args.video)
-    tile = _tile(args.tile)
+    tile = parse_flow_tile(args.tile)  # checked before any frame is read
     total = info["frames"] - args.start if info["frames"] else None
     if total is not None and args.frames is not None:
         total = min(total, args.frames)

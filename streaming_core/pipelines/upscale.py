@@ -139,6 +139,20 @@ class _FlowCache:
     feats: list[torch.Tensor] = field(default_factory=list)
 
 
+def parse_flow_tile(value: int | str | None) -> int | str | None:
+    """``flow_tile`` as the CLI and the node menu give it: ``"auto"``; ``None``/``"off"``/``"none"``/0 or
+    less for whole-frame RAFT (official); a tile side in HR pixels (an int or a digit string)."""
+    if value is None or value in ("off", "none"):
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        side = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"flow tile must be 'auto', 'off' or a tile side in pixels, got {value!r}") from None
+    return side if side > 0 else None
+
+
 class UpscaleStream:
     """Iterate to get HR frames; ``.state`` is the state after the last frame handed out."""
 
@@ -169,7 +183,7 @@ class UpscaleStream:
         self.frames = frames
         self.steps = steps
         self.seed = int(seed)
-        self.flow_tile = flow_tile
+        self.flow_tile = parse_flow_tile(flow_tile)
         self.flow_tile_overlap = flow_tile_overlap
         self.noise = None if noise is None else iter(noise)
         self.total_frames = total_frames
@@ -207,10 +221,8 @@ class UpscaleStream:
             tile = self.flow_tile
             if tile == "auto":
                 tile = auto_tile_size(height, width, DEFAULT_FLOW_BUDGET, raft.min_image_size)
-            elif tile in (0, None, "none", "off"):
-                tile = None
             try:
-                self._estimator = FlowEstimator(raft, int(tile) if tile is not None else None, self.flow_tile_overlap)
+                self._estimator = FlowEstimator(raft, tile, self.flow_tile_overlap)
             except ValueError as exc:
                 raise InputError(str(exc)) from exc
         return self._estimator
