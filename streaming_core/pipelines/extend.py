@@ -33,12 +33,12 @@ from ..progress import ProgressCallback, no_progress
 from ..sampling.ddim import ddim_step
 from ..sampling.guidance import cfg, text_anchor_guidance
 from ..sampling.schedules import DiscreteVPSchedule, modelscope_t2v_schedule
+from .checks import CHUNK_FRAMES
 
 OFFICIAL_SEED = 33
 OFFICIAL_STEPS = 50
 OFFICIAL_ETA = 1.0
 OFFICIAL_GUIDANCE = 7.5
-CHUNK_FRAMES = 16
 
 NoiseSource = Union[Sequence[torch.Tensor], Callable[[int], torch.Tensor]]
 

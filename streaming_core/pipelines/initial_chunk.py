@@ -24,13 +24,12 @@ from ..sampling.ddim import ddim_step
 from ..sampling.dpm_solver import dpm_solver_plan, modelscope_dpm_solver_schedule, sample_dpmpp_2m
 from ..sampling.guidance import cfg
 from ..sampling.schedules import modelscope_t2v_schedule
-from .checks import check_prompt, check_scale, check_seed, check_size, check_steps, LATENT_FACTOR
+from .checks import CHUNK_FRAMES, LATENT_FACTOR, check_prompt, check_scale, check_seed, check_size, check_steps
 from .frames import unit_to_image
 
 OFFICIAL_STEPS = 50
 OFFICIAL_GUIDANCE = 9.0  # diffusers' TextToVideoSDPipeline default; the official call does not set it
 OFFICIAL_SIZE = 256
-CHUNK_FRAMES = 16
 SAMPLERS = ("dpmpp_2m", "ddim")
 
 
