@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
 
 from ..errors import InputError
-from ..progress import ProgressCallback, no_progress
+from ..progress import ProgressCallback, StepCounter, no_progress
 from ..seeds import derive_seed
 from . import extend as extend_step
 from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
@@ -225,18 +225,14 @@ def check_resume(state: LoopState, params: dict) -> None:
 
 
 # -- the loop --------------------------------------------------------------------------------------
-@dataclass
-class _Run:
-    """Per-run bookkeeping shared by the initial chunk and the extensions."""
+class _Run(StepCounter):
+    """The run's step count (continued from a resume state) and the parameters every state records."""
 
-    on_step: ProgressCallback
-    total_steps: int
-    steps_done: int = 0
-    params: dict = field(default_factory=dict)
-
-    def step(self, preview=None) -> None:
-        self.steps_done += 1
-        self.on_step(self.steps_done, self.total_steps, preview)
+    def __init__(self, on_step: ProgressCallback, total_steps: int, steps_done: int = 0,
+                 params: Optional[dict] = None):
+        super().__init__(total_steps, on_step)
+        self.done = steps_done
+        self.params = params if params is not None else {}
 
 
 def _base_params(model, settings: ExtensionSettings, height: int, width: int, start: dict,
@@ -299,7 +295,7 @@ def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: Extensio
         if on_chunk is not None:
             state = LoopState(index, frames_done, cond.detach().cpu().clone(), anchor.frames.clone(),
                               run.params, official_generator.get_state() if official_generator else None,
-                              run.steps_done + 1)
+                              run.done + 1)
             on_chunk(ChunkDone(index - 1, first, host, max(0, min(new.shape[0], target_frames - first)), state))
         run.step(new[-min(new.shape[0], 4):].detach().cpu())
 
@@ -448,7 +444,7 @@ def generate_long_video(
     keep = [host] if keep_frames else None
     if on_chunk is not None:
         state = LoopState(1, CHUNK_FRAMES, cond.detach().cpu().clone(), anchor.frames.clone(),
-                          params, None, run.steps_done + 1)
+                          params, None, run.done + 1)
         on_chunk(ChunkDone(0, 0, host, min(CHUNK_FRAMES, frames), state))
     run.step(first[-4:].detach().cpu())
     del first
