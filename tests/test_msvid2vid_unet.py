@@ -19,18 +19,10 @@ from streaming_core.cli import main
 from streaming_core.models.msvid2vid import fit_latent_size, latent_size_ok
 from streaming_core.sampling.guided_model import guided_chunk_model
 from streaming_core.tiny.enhancer import build_tiny_msvid2vid_unet
+from parity_output import case_lines
 
 FIXTURE = "msvid2vid_parity"
 
-
-
-def _case_lines(out: str) -> dict[str, str]:
-    cases = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] in ("PASS", "FAIL"):
-            cases[parts[1]] = parts[0]
-    return cases
 
 
 # -- keys ---------------------------------------------------------------------------------------------
@@ -78,7 +70,7 @@ def test_official_key_layout_round_trips_through_the_loader():
 def test_verify_fixture_passes_every_case(shared_dir, capsys):
     rc = main(["verify-fixture", str(shared_dir / "fixtures" / FIXTURE)])
     out = capsys.readouterr().out
-    cases = _case_lines(out)
+    cases = case_lines(out)
     expected = [c["name"] for c in json.loads((shared_dir / "fixtures" / FIXTURE / "cases.json").read_text())["cases"]]
     assert set(expected) == {"a1_unet_forward", "a2_unet_forward_batch2", "a3_unet_trace", "b1_guidance_unet",
                              "b2_guidance_synthetic", "s0_noise_schedule", "c1_sampler_3steps", "c2_sampler_30steps"}
@@ -108,7 +100,7 @@ def test_tampered_fixture_fails(shared_dir, tmp_path, capsys):
     io["b2.x0"][1, 0, 0, 0, 0] += 1e-3  # one element of one sample
     save_file(io, str(dst / "io.safetensors"))
     rc = main(["verify-fixture", str(dst)])
-    cases = _case_lines(capsys.readouterr().out)
+    cases = case_lines(capsys.readouterr().out)
     assert rc == 1
     assert cases == {"a3_unet_trace": "FAIL", "b1_guidance_unet": "PASS", "b2_guidance_synthetic": "FAIL",
                      "s0_noise_schedule": "PASS"}

@@ -9,19 +9,16 @@ import re
 from safetensors.torch import load_file, save_file
 
 from streaming_core.cli import main
+from parity_output import case_lines
 
 FIXTURE_CASES = ["e2e_3frame", "bicubic_upscale", "raft_forward", "flow_warp", "temporal_decoder_tpm",
                  "unet_controlnet_step", "preprocess_floor4", "ddim_schedule"]
 
 
-def _case_lines(text: str) -> dict[str, str]:
-    return {m.group(2): m.group(1) for m in re.finditer(r"^(PASS|FAIL)\s+(\S+)", text, re.M)}
-
-
 def test_verify_fixture_passes_every_case(shared_dir, capsys):
     rc = main(["verify-fixture", str(shared_dir / "fixtures" / "sdvsr_parity")])
     out = capsys.readouterr().out
-    cases = _case_lines(out)
+    cases = case_lines(out)
     assert rc == 0, out
     for name in FIXTURE_CASES:
         assert cases.get(name) == "PASS", f"{name} missing or failed:\n{out}"
@@ -51,7 +48,7 @@ def test_perturbed_reference_fails(shared_dir, tmp_path, capsys):
     rc = main(["verify-fixture", str(dst)])
     out = capsys.readouterr().out
     assert rc == 1, out
-    assert _case_lines(out) == {"flow_warp": "PASS", "temporal_decoder_tpm": "FAIL"}, out
+    assert case_lines(out) == {"flow_warp": "PASS", "temporal_decoder_tpm": "FAIL"}, out
     assert "1 passed, 1 failed" in out
 
 
@@ -81,4 +78,4 @@ def test_unknown_case_fails_instead_of_passing(shared_dir, tmp_path, capsys):
         (dst / name).symlink_to(src / name)
     rc = main(["verify-fixture", str(dst)])
     out = capsys.readouterr().out
-    assert rc == 1 and _case_lines(out) == {"ddim_schedule": "PASS", "something_new": "FAIL"}, out
+    assert rc == 1 and case_lines(out) == {"ddim_schedule": "PASS", "something_new": "FAIL"}, out

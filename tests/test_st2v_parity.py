@@ -8,6 +8,7 @@ import re
 from safetensors.torch import load_file, save_file
 
 from streaming_core.cli import main
+from parity_output import case_lines
 
 README_CASES = [  # every case the fixture README lists, plus our extra checks
     "architecture_from_shapes", "a_resampler", "clip_preprocess", "unit_apm_attn2", "unit_merger",
@@ -16,14 +17,10 @@ README_CASES = [  # every case the fixture README lists, plus our extra checks
 ]
 
 
-def _case_lines(text: str) -> dict[str, str]:
-    return {m.group(2): m.group(1) for m in re.finditer(r"^(PASS|FAIL)\s+(\S+)", text, re.M)}
-
-
 def test_verify_fixture_passes_every_case(shared_dir, capsys):
     rc = main(["verify-fixture", str(shared_dir / "fixtures" / "st2v_parity")])
     out = capsys.readouterr().out
-    cases = _case_lines(out)
+    cases = case_lines(out)
     assert rc == 0, out
     for name in README_CASES:
         assert cases.get(name) == "PASS", f"{name} missing or failed:\n{out}"
@@ -44,7 +41,7 @@ def test_tampered_fixture_fails(shared_dir, tmp_path, capsys):
 
     rc = main(["verify-fixture", str(dst)])
     out = capsys.readouterr().out
-    cases = _case_lines(out)
+    cases = case_lines(out)
     assert rc == 1, out
     assert cases["b_eps_cam_apm"] == "FAIL"
     assert cases["a_resampler"] == "PASS" and cases["d_cam_extension"] == "PASS"
