@@ -92,6 +92,20 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     return frames.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
+def _yuv420p_frame(av, rgb, index: int):
+    """The encoder's input frame, converted to yuv420p here and handed over as a packed copy.
+
+    Handing PyAV an rgb24 frame lets it convert inside ``encode``, and that path makes libx264's output
+    depend on the run: the same frames encoded twice decoded differently (up to 0.098) in 2 to 4 of 5
+    runs, single-threaded or not. Converting first (the same swscale conversion) and passing packed
+    planes with an explicit pts gave the identical file in every run, so same frames = same file.
+    """
+    yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+    frame.pts = index
+    return frame
+
+
 class VideoWriter:
     """Incremental H.264 mp4 writer: ``with VideoWriter(path, fps=8) as w: w.write(frames)``."""
 
@@ -127,7 +141,7 @@ class VideoWriter:
         if self._container is None:
             self._open(frames.shape[1], frames.shape[2])
         for frame in frames.numpy():
-            packet = self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24"))
+            packet = self._stream.encode(_yuv420p_frame(av, frame, self.frames_written))
             self._container.mux(packet)
             self.frames_written += 1
 

@@ -73,6 +73,7 @@ def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys):
     resumed = tmp_path / "resumed.mp4"
     assert main(common + ["--frames", "25", "--out", str(resumed), "--resume", str(state)]) == 0
     assert torch.equal(read_video(resumed), read_video(direct))
+    assert resumed.read_bytes() == direct.read_bytes()  # the encoding is deterministic: the same file
     assert not state.exists()  # finished: the state is gone
 
 

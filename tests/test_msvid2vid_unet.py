@@ -106,6 +106,20 @@ def test_tampered_fixture_fails(shared_dir, tmp_path, capsys):
                      "s0_noise_schedule": "PASS"}
 
 
+def test_schedule_check_is_as_tight_as_the_float32_noise_allows(shared_dir, tmp_path, capsys):
+    """The schedule tolerance sits at the float32 noise floor (see SCHEDULE_SIGMA_ATOL), yet still
+    catches a 1e-5 error in alpha where alpha is well conditioned and a 1e-4 error in one sigma."""
+    for key, index, delta in [("schedule.alpha_vp", 100, 1e-5), ("schedule.sigma_vp", 500, 1e-4)]:
+        (tmp_path / key).mkdir()
+        dst = _fast_copy(shared_dir, tmp_path / key, keep=("s0_noise_schedule",))
+        io = load_file(str(dst / "io.safetensors"))
+        io[key] = io[key].clone()
+        io[key][index] += delta
+        save_file(io, str(dst / "io.safetensors"))
+        assert main(["verify-fixture", str(dst)]) == 1, key
+        assert case_lines(capsys.readouterr().out) == {"s0_noise_schedule": "FAIL"}
+
+
 def test_tampered_weights_fail_the_unet_case(shared_dir, tmp_path, capsys):
     dst = _fast_copy(shared_dir, tmp_path, keep=("a3_unet_trace",))
     weights = load_file(str(dst / "weights.safetensors"))
