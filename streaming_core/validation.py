@@ -118,6 +118,32 @@ def canvas(height: int, width: int, frames_at_once: int, what: str = "frames") -
                          f"pixels, before any model activations; choose a smaller width/height.")
 
 
+def parse_flow_tile(value: int | str | None) -> int | str | None:
+    """``flow_tile`` as the CLI and the node menu give it: ``"auto"``; ``None``/``"off"``/``"none"``/0
+    for whole-frame RAFT (official); a tile side in HR pixels (an int or a digit string). A negative
+    side is refused rather than read as "off": it is a typo, not a choice."""
+    if value is None or value in ("off", "none"):
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        side = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"flow tile must be 'auto', 'off' or a tile side in pixels, got {value!r}") from None
+    if side < 0:
+        raise InputError(f"flow tile must be 'auto', 'off' (or 0) or a positive tile side in pixels, got {side}; "
+                         f"e.g. 512.")
+    return side or None
+
+
+def upscale_settings(noise_seed: object, steps_per_frame: object, tile: object, tile_overlap: object) -> None:
+    """Stream-DiffVSR's settings, checked without importing its models (the CLI runs this first)."""
+    seed(noise_seed)
+    steps(steps_per_frame, default_hint="the distilled model is made for 4")
+    parse_flow_tile(tile)
+    whole("flow tile overlap", tile_overlap, low=0, fix="the default is 128")
+
+
 # -- output paths ----------------------------------------------------------------------------------
 def output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), *,
                 what: str = "output", folder: bool = False) -> Path:

@@ -11,7 +11,6 @@ models make.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser) -> None:

@@ -51,9 +51,11 @@ def run(args) -> int:
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     # every setting and the output before the video is read and the enhancer loaded
-    given = None
-    if args.width is not None or args.height is not None:  # the other side defaults to the model's: checked then
-        given = NativeResolution(args.width or 8, args.height or 8)
+    for name in ("width", "height"):
+        if getattr(args, name) is not None:
+            validation.whole(name, getattr(args, name), low=1, fix="leave it out for the enhancer's own canvas")
+    # with one side given, the other is the enhancer's: the canvas is then checked by refine_parts
+    given = NativeResolution(args.width, args.height) if args.width and args.height else None
     check_refine_settings(args.mode, args.chunk, args.overlap, args.strength, args.steps, args.guidance, args.seed,
                           args.sde_seed, given)
     if args.fps is not None:

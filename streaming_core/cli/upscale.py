@@ -61,26 +61,19 @@ class _ProgressLine:
 
 
 def run(args) -> int:
-    import torch
-
     from .. import validation
-    from ..checkpoints.sdvsr import load_sdvsr
     from .devices import pick_device, pick_dtype
-    from ..pipelines.upscale import check_upscale_settings, parse_flow_tile, upscale_stream
-    from ..video_io import VideoWriter, iter_video_frames, video_info
+    from ..video_io import video_info
 
     device = pick_device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
-    torch.backends.cudnn.allow_tf32 = True
-    # every setting and the output before any frame is read or a model loaded
-    check_upscale_settings(args.seed, args.steps, args.tile, args.tile_overlap)
+    # every setting and the output before any frame is read, a model loaded or its code imported
+    validation.upscale_settings(args.seed, args.steps, args.tile, args.tile_overlap)
     validation.crf(args.crf)
     validation.whole("start", args.start, low=0, fix="the first frame is 0")
     if args.frames is not None:
         validation.frame_count(args.frames, 1, "at least one frame")
     out = validation.output_path(args.out, [args.video, args.raft])
     info = video_info(args.video)
-    tile = parse_flow_tile(args.tile)
     total = info["frames"] - args.start if info["frames"] else None
     if total is not None and args.frames is not None:
         total = min(total, args.frames)
@@ -89,6 +82,16 @@ def run(args) -> int:
     # a lower bound of the output's size (it has 16x the input's pixels), so a full disk is refused now
     share = min(1.0, total / info["frames"]) if total and info["frames"] else 1.0
     validation.free_space(out, int(Path(args.video).stat().st_size * share), "the upscaled video")
+
+    import torch
+
+    from ..checkpoints.sdvsr import load_sdvsr
+    from ..pipelines.upscale import upscale_stream
+    from ..video_io import VideoWriter, iter_video_frames
+
+    torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
+    torch.backends.cudnn.allow_tf32 = True
+    tile = validation.parse_flow_tile(args.tile)
     print(f"loading {args.sdvsr} on {device} ...", file=sys.stderr)
     models = load_sdvsr(args.sdvsr, args.raft, device=device, dtype=pick_dtype(args.dtype, device))
     frames = iter_video_frames(args.video, start=args.start, limit=args.frames)

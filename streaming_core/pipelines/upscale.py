@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import torch
 
 from .. import validation
+from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
 from ..errors import InputError
 from ..models.sdvsr.bundle import NUM_STEPS, SDVSRModels
 from ..models.sdvsr.denoiser import predict_v, reuse_cond_embedding
@@ -140,31 +141,10 @@ class _FlowCache:
     feats: list[torch.Tensor] = field(default_factory=list)
 
 
-def parse_flow_tile(value: int | str | None) -> int | str | None:
-    """``flow_tile`` as the CLI and the node menu give it: ``"auto"``; ``None``/``"off"``/``"none"``/0
-    for whole-frame RAFT (official); a tile side in HR pixels (an int or a digit string). A negative
-    side is refused rather than read as "off": it is a typo, not a choice."""
-    if value is None or value in ("off", "none"):
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        side = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"flow tile must be 'auto', 'off' or a tile side in pixels, got {value!r}") from None
-    if side < 0:
-        raise InputError(f"flow tile must be 'auto', 'off' (or 0) or a positive tile side in pixels, got {side}; "
-                         f"e.g. 512.")
-    return side or None
-
-
 def check_upscale_settings(seed: int = 0, steps: int = NUM_STEPS, flow_tile: int | str | None = None,
                            flow_tile_overlap: int = DEFAULT_TILE_OVERLAP) -> None:
-    """Every setting of an upscale run (the CLI calls it before loading the models)."""
-    validation.seed(seed)
-    validation.steps(steps, default_hint="the distilled model is made for 4")
-    parse_flow_tile(flow_tile)
-    validation.whole("flow tile overlap", flow_tile_overlap, low=0, fix=f"default {DEFAULT_TILE_OVERLAP}")
+    """Every setting of an upscale run (``validation.upscale_settings``, with this pipeline's defaults)."""
+    validation.upscale_settings(seed, steps, flow_tile, flow_tile_overlap)
 
 
 class UpscaleStream:
