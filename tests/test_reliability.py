@@ -140,6 +140,15 @@ def test_generate_refuses_bad_numbers_before_loading(tmp_path, capsys, extra, ne
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_real_entry_point_exits_2_with_one_line(clip, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "streaming_core", *map(str, refine_args(clip, tmp_path / "o.mp4")),
+                           "--guidance", "nan"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: guidance must be a finite number, got nan (the official scales are 7.5 to 9)."], proc.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_demo_fallback_refuses_too(tmp_path, capsys):
     # no weights anywhere: generate runs the demo, and still refuses an absurd length first
     refused(["generate", "--prompt", "a", "--models-dir", tmp_path / "none", "--out", tmp_path / "d.mp4",
