@@ -9,10 +9,11 @@ Training checkpoints (PyTorch Lightning ``.ckpt``) carry bookkeeping objects nex
 in advance. ``weights_only`` refuses them. So every global the file names that torch does not allow
 by default gets an inert placeholder class of that name: torch's safe unpickler then hands it only
 plain data (the constructor arguments and state the file stores), the real class is never imported,
-constructed or called, and the weights are read exactly as they are. A reference to ``os.system`` or
-``subprocess.call`` becomes such a placeholder too: "calling" it stores its arguments and nothing
-else. Torch itself refuses any global from ``sys``/``os``/``posix``/``nt`` under ``weights_only``
-(before a placeholder can stand in); no training framework pickles those, so such a file is refused.
+constructed or called, and the weights are read exactly as they are. A reference to ``builtins.exec``
+or ``subprocess.call`` becomes such a placeholder too: "calling" it stores its arguments and nothing
+else. Torch itself refuses any global from ``sys``/``os``/``posix``/``nt`` (``os.system`` pickles as
+``posix.system``) under ``weights_only`` before a placeholder can stand in; no training framework
+pickles those, so such a file is refused with what it names.
 """
 
 from __future__ import annotations
