@@ -53,9 +53,8 @@ def number(name: str, value: object, *, low: Optional[float] = None, high: Optio
 
 
 def whole(name: str, value: object, *, low: Optional[int] = None, high: Optional[int] = None, fix: str = "") -> int:
-    """An int in [low, high]; a float with no fraction (1e3) is taken, bools and fractions are not."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
+    """An int in [low, high]. Floats are refused even without a fraction: the callers count with the
+    value (range(steps)), and a float there fails later with a traceback instead of this message."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputError(f"{name} must be a whole number, got {value!r}" + _fix(fix))
     value = int(value)
