@@ -8,6 +8,7 @@ from ..streaming_core.pipelines.long_video import ExtensionSettings
 from ..streaming_core.pipelines.resumable_loop import (AUTO, auto_run_name, check_run_name, prompts_from_lines,
                                                        run_chunk_loop)
 from ..streaming_core.pipelines.run_folder import RunFolder
+from ..streaming_core.validation import MAX_FRAMES
 from . import host
 from .common_inputs import UNIQUE_ID, guidance_inputs, negative_input, prompt_input, seed_input, steps_input
 from .generate import ANCHOR_TOOLTIP, MODEL_TOOLTIP
@@ -48,7 +49,7 @@ class ST2VChunkLoop:
                 "prompts": prompt_input("One prompt, or one per line: line 1 for the first generated chunk, line 2 "
                                         "for the next, ...; the last line repeats."),
                 "negative_prompt": negative_input(),
-                "frames": ("INT", {"default": 120, "min": 9, "max": 100000,
+                "frames": ("INT", {"default": 120, "min": 9, "max": MAX_FRAMES,
                                    "tooltip": "Length of the whole video in frames, the start included (8 new frames "
                                               "per chunk; the last chunk is cut to fit)."}),
                 "seed": seed_input("Seed of every chunk's noise (chunk k draws from (seed, k), so a longer video "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-MAX_SEED = 2**63 - 1  # the core's seeds are int64
+from ..streaming_core.validation import MAX_SEED  # the core's seeds are int64: one ceiling for CLI, API and nodes
 
 
 def seed_input(tooltip: str):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..streaming_core.pipelines.enhancer import NativeResolution
-from ..streaming_core.pipelines.refine import refine
+from ..streaming_core.pipelines.refine import check_refine_settings, refine
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES
 from . import host
@@ -67,6 +67,10 @@ class ST2VRandomizedBlendRefiner:
     def refine(self, enhancer, video, prompt, negative_prompt, mode, chunk, overlap, strength, steps, guidance, seed,
                width, height, sde_noise, unique_id=None):
         frames = host.image_to_frames(video, "video")
+        # the same checks as the CLI and refine(), before the enhancer is moved to the device: a NaN guidance
+        # from a Primitive would otherwise make every latent NaN and save a black video
+        check_refine_settings(mode, chunk, overlap, strength, steps, guidance, seed,
+                              resolution=NativeResolution(width, height) if width and height else None)
         model = host.load_bundle_for_use(enhancer)
         native = model.resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..streaming_core import validation
 from . import host
 from .common_inputs import UNIQUE_ID, seed_input
 
@@ -57,6 +58,8 @@ class SDVSRUpscale:
         from ..streaming_core.pipelines.upscale import upscale_stream
 
         frames = host.image_to_frames(video, "video")
+        validation.seed(seed)  # before the models move to the device (upscale_stream checks everything again)
+        validation.parse_flow_tile(flow_tile)
         models = host.load_bundle_for_use(sdvsr_model)
         stream = upscale_stream(models, frames, state, seed=seed, flow_tile=flow_tile,
                                 on_step=host.progress_callback(frames.shape[0] * NUM_STEPS, unique_id),

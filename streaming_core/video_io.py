@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Optional
 
 import torch
 
+from . import validation
 from .errors import InputError
 
 
@@ -111,8 +112,9 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction = 8, crf: int = 18, codec: str = "libx264"):
         self.path = Path(path)
+        validation.fps(fps)
         self.fps = Fraction(fps).limit_denominator(1001)
-        self.crf = crf
+        self.crf = validation.crf(crf)
         self.codec = codec
         self._tmp = self.path.with_name(self.path.name + ".partial" + (self.path.suffix or ".mp4"))
         self._container = None

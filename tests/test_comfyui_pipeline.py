@@ -91,7 +91,12 @@ def broken_graphs() -> dict[str, dict]:
     missing = copy.deepcopy(base)
     loader_id = next(k for k, n in missing.items() if n["class_type"] == "ST2VLoader")
     missing[loader_id]["inputs"]["model"] = "no_such_checkpoint.ckpt"
-    return {"bad_steps": steps, "bad_model_file": missing}
+    # NaN passes ComfyUI's min/max validation (every comparison with NaN is false) and an API client or a
+    # Primitive can send it: the Refiner must refuse it, not save a black video
+    nan = tiny(load("streamingt2v_refine_only"))
+    refiner_id = next(k for k, n in nan.items() if n["class_type"] == "ST2VRandomizedBlendRefiner")
+    nan[refiner_id]["inputs"]["guidance"] = float("nan")
+    return {"bad_steps": steps, "bad_model_file": missing, "nan_guidance": nan}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +118,7 @@ def session(models, start_video, tmp_path_factory):
     workflows = dict(broken_graphs())  # first: the server must keep serving after refusing them
     workflows.update({name: tiny(load(name), PER_WORKFLOW.get(name)) for name in SHIPPED})
     workflows["split_upscale"] = split_upscale_graph()
-    expect = {"bad_steps": "invalid", "bad_model_file": "invalid"}
+    expect = {"bad_steps": "invalid", "bad_model_file": "invalid", "nan_guidance": "error"}
     result = run_workflows(workflows, tmp_path_factory.mktemp("pipeline_harness"), expect=expect,
                            models_dir=models, inputs=(start_video,), timeout=400)
     print(summarize(result))
@@ -192,6 +197,14 @@ def test_bad_workflows_are_refused_by_comfyuis_validation(session):
     missing = session.workflow("bad_model_file")
     assert missing["status"] == "invalid" and "value_not_in_list" in json.dumps(missing["node_errors"])
     assert "no_such_checkpoint.ckpt" in json.dumps(missing["node_errors"])
+
+
+def test_nan_guidance_is_refused_by_the_refiner_not_saved_black(session):
+    nan = session.workflow("nan_guidance")
+    assert nan["status"] == "error", nan
+    error = json.dumps(nan["execution_error"])
+    assert "guidance must be a finite number, got nan" in error, error
+    assert not [f for f in nan.get("output_files", []) if f.get("exists")]
 
 
 # -- interrupt and resume --------------------------------------------------------------------------

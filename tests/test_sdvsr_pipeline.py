@@ -246,7 +246,9 @@ def test_released_sizes_for_bench_full_match_the_official_key_lists(shared_dir):
 def test_flow_tile_settings_from_the_cli_and_the_node_menu():
     from streaming_core.pipelines.upscale import parse_flow_tile
 
-    assert [parse_flow_tile(v) for v in ("auto", "off", "none", None, "0", 0, -3, "512", 256)] == \
-        ["auto", None, None, None, None, None, None, 512, 256]
+    assert [parse_flow_tile(v) for v in ("auto", "off", "none", None, "0", 0, "512", 256)] == \
+        ["auto", None, None, None, None, None, 512, 256]
+    with pytest.raises(InputError, match="positive tile side in pixels, got -3"):  # a typo, not "off"
+        parse_flow_tile(-3)
     with pytest.raises(InputError, match="flow tile must be 'auto', 'off' or a tile side in pixels, got 'big'"):
         parse_flow_tile("big")

@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 
 import torch
 
+from .. import validation
 from ..errors import CheckpointError, InputError
 from .files import atomic_path
 
@@ -74,8 +75,7 @@ def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, dtype
     src, dst = check_exists(src), Path(dst)
     if dst.suffix.lower() != ".safetensors":
         raise InputError(f"output {dst} must end in .safetensors")
-    if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(dst, src)):
-        raise InputError(f"output {dst} is the input file itself: refusing to overwrite the original checkpoint.")
+    validation.output_path(dst, [src])
     if dst.exists() and not overwrite:
         raise InputError(f"output {dst} already exists: choose another name or pass --force to replace it.")
     sd = load_state_dict(src)

@@ -5,10 +5,15 @@ RAFT, open_clip) goes through here, so the safety rule, the memory mapping of mu
 error messages for missing, truncated or unsafe files are written once.
 
 Training checkpoints (PyTorch Lightning ``.ckpt``) carry bookkeeping objects next to the weights
-(callback states, hyper-parameter containers). ``weights_only`` refuses them. For a short list of
-known bookkeeping classes we hand the unpickler an inert placeholder class instead: it only ever
-receives plain data, runs no code from the file, and the weights are read exactly as they are.
-Anything else that is not plain data is refused with an explanation.
+(callback states, hyper-parameter containers, optimizer and loop states) of classes nobody can list
+in advance. ``weights_only`` refuses them. So every global the file names that torch does not allow
+by default gets an inert placeholder class of that name: torch's safe unpickler then hands it only
+plain data (the constructor arguments and state the file stores), the real class is never imported,
+constructed or called, and the weights are read exactly as they are. A reference to ``builtins.exec``
+or ``subprocess.call`` becomes such a placeholder too: "calling" it stores its arguments and nothing
+else. Torch itself refuses any global from ``sys``/``os``/``posix``/``nt`` (``os.system`` pickles as
+``posix.system``) under ``weights_only`` before a placeholder can stand in; no training framework
+pickles those, so such a file is refused with what it names.
 """
 
 from __future__ import annotations
@@ -31,22 +36,14 @@ SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 
-# Module prefixes of classes that training frameworks pickle next to the weights and that never
-# matter for inference. Objects of these classes are rebuilt as inert placeholders.
-_BOOKKEEPING_PREFIXES = (
-    "pytorch_lightning.",
-    "lightning.",
-    "lightning_fabric.",
-    "omegaconf.",
-    "argparse.Namespace",
-    "pathlib.",
-    "typing.",
-)
-_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module)")
+_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)")
+_BLOCKED_MODULE = re.compile(r"GLOBAL (\S+) whose module (\S+) is blocked")
+_MAX_LEGACY_RETRIES = 4096  # legacy (non-zip) files are scanned by retrying: one unknown global per try
 
 
 class _InertPlaceholder:
-    """Stands in for a bookkeeping object; stores whatever plain data the pickle gives it."""
+    """Stands in for any object of a class the file names: stores whatever plain data the pickle gives
+    it (constructor arguments, state) and does nothing else."""
 
     def __new__(cls, *args, **kwargs):
         obj = object.__new__(cls)
@@ -72,8 +69,13 @@ def _placeholder_for(full_name: str) -> tuple[type, str]:
     return cls, full_name
 
 
-def _is_bookkeeping(full_name: str) -> bool:
-    return any(full_name == p or full_name.startswith(p) for p in _BOOKKEEPING_PREFIXES)
+def _unknown_globals(path: Path) -> list[str]:
+    """The globals a zip-format checkpoint names that torch does not allow by default, found by
+    disassembling its pickle (nothing is executed), so one load with placeholders suffices."""
+    try:
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # noqa: BLE001 - legacy format or a broken file: torch.load below says what is wrong
+        return []
 
 
 def _describe_size(path: Path) -> str:
@@ -142,26 +144,29 @@ def _load_safetensors(path: Path, device: str | torch.device) -> dict[str, torch
 
 def _torch_load(path: Path, device) -> object:
     mmap = zipfile.is_zipfile(path)  # the zip format can be memory-mapped: a 25 GB file needs no 25 GB of RAM
-    placeholders: list[tuple[type, str]] = []
-    for _ in range(64):
+    placeholders = [_placeholder_for(name) for name in (_unknown_globals(path) if mmap else [])]
+    for _ in range(_MAX_LEGACY_RETRIES):
         try:
             with torch.serialization.safe_globals(placeholders):
                 return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
         except Exception as exc:  # noqa: BLE001 - re-raised with context below
             msg = str(exc)
             first_line = (msg.splitlines() or [type(exc).__name__])[0]  # EOFError from a cut-off pickle has no text
-            match = _UNSUPPORTED_GLOBAL.search(msg)
-            if match and _is_bookkeeping(match.group(1)):
-                placeholders.append(_placeholder_for(match.group(1)))
-                continue
-            if match:
+            blocked = _BLOCKED_MODULE.search(msg)
+            if blocked:
                 raise CheckpointError(
-                    f"refusing to load {path}: besides tensors it contains a pickled Python object of type "
-                    f"{match.group(1)}, and unpickling such objects can run arbitrary code. This pack only reads "
-                    f"plain weights (torch.load(weights_only=True) or safetensors). If you trust the file, "
-                    f"re-save its state dict as safetensors in a Python session of your own, e.g. "
-                    f"safetensors.torch.save_file(torch.load(IN)['state_dict'], OUT), then use OUT."
+                    f"refusing to load {path}: its pickle names {blocked.group(1)}, from the module "
+                    f"{blocked.group(2)} that torch's safe loader never lets a weight file name (no training "
+                    f"framework stores such objects; nothing was run). If the file is yours, re-save its state "
+                    f"dict as safetensors in a Python session of your own and use that file."
                 ) from exc
+            match = _UNSUPPORTED_GLOBAL.search(msg)
+            # legacy format: found one by one; torch's message drops a "builtins." prefix, so try both names
+            names = (match.group(1), "builtins." + match.group(1)) if match else ()
+            new = [n for n in names if n not in {known for _, known in placeholders}]
+            if new:
+                placeholders += [_placeholder_for(n) for n in new]
+                continue
             if "Weights only load failed" in msg:
                 raise CheckpointError(
                     f"refusing to load {path}: it is not a plain weight file (the safe unpickler stopped at: "
@@ -175,7 +180,7 @@ def _torch_load(path: Path, device) -> object:
                     f"The download or copy did not finish: fetch the file again."
                 ) from exc
             raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint: {first_line}") from exc
-    raise CheckpointError(f"{path} holds too many unknown bookkeeping objects to read safely.")
+    raise CheckpointError(f"{path} names more than {_MAX_LEGACY_RETRIES} unknown classes: not a weight file.")
 
 
 def unwrap_state_dict(obj: object, path: Path | str = "checkpoint") -> dict[str, torch.Tensor]:

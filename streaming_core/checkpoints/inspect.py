@@ -235,9 +235,10 @@ def detect_folder_layout(folder: str | os.PathLike) -> str:
         return "msvid2vid_folder"
     if (folder / "unet").is_dir():
         try:
-            keys = read_tensor_infos(part_weight_files(folder, "unet", hint="")[0]).tensors
+            unet_file = part_weight_files(folder, "unet", hint="")[0]
         except CheckpointError:
             return "unknown"
+        keys = read_tensor_infos(unet_file).tensors  # a refused or broken file says so, not "no weights"
         if "transformer_in.proj_in.weight" in keys:
             return "modelscope_folder"
         if (folder / "controlnet").is_dir():

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserFacingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only folder, a path through a file: one line, not a traceback
+        print(f"error: {os_error_message(exc, name)}", file=sys.stderr)
+        return 2
 
 
 from ..errors import UserFacingError  # noqa: E402  (kept at the bottom: errors has no heavy imports)
+from ..validation import os_error_message  # noqa: E402  (no heavy imports either)

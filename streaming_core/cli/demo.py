@@ -39,10 +39,11 @@ def run_demo(args) -> int:
     reduced to demo values)."""
     import torch
 
-    from .generate import render
+    from .generate import check_generation_args, render
 
     if not args.prompt:
         args.prompt = [DEMO_PROMPT]
+    check_generation_args(args)
     # generate's full-size defaults would be slow and pointless on random tiny models
     args.steps, args.base_steps = min(args.steps, 3), min(args.base_steps, 3)
     if args.height > 128 or args.width > 128:

@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from .. import validation
 from ..errors import CheckpointError, InputError
 from .devices import DTYPES, pick_device, pick_dtype
 
@@ -101,6 +102,34 @@ def initial_settings(args):
                                 height=args.height, width=args.width)
 
 
+def check_generation_args(args) -> None:
+    """Every setting and the output, checked before any model is loaded (the pipelines check the
+    settings again, for Python callers and the nodes)."""
+    from ..pipelines.checks import CHUNK_FRAMES, check_size
+    from ..pipelines.run_folder import RunFolder
+    from ..video_io import video_info
+
+    extension_settings(args)
+    if not args.init_video and not args.resume:
+        initial_settings(args)  # size, steps, guidance and sampler of the first chunk
+    validation.fps(args.fps)
+    fresh = not args.init_video and not args.resume
+    validation.frame_count(args.frames, CHUNK_FRAMES if fresh else 1,
+                           "a long video starts with one 16-frame chunk" if fresh else "the length of the whole video")
+    height, width = args.height, args.width
+    if args.init_video:
+        info = video_info(args.init_video)  # a missing or unreadable video is refused here, before any state exists
+        height, width = info["height"], info["width"]
+        check_size(height, width)
+    inputs = [getattr(args, name, None) for name in ("init_video", "anchor", "st2v", "base", "image_encoder")]
+    out = validation.output_path(args.out, inputs)
+    if not args.resume:
+        folder = RunFolder(args.state or str(out) + ".state")
+        folder.check_writable()
+        # the chunk files of the resume state hold every frame (uint8) until the run ends
+        validation.free_space(folder.path, args.frames * height * width * 3, "the resume state's frames")
+
+
 # -- weights ---------------------------------------------------------------------------------------
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
     from ..checkpoints.vidxtend import is_vidxtend_folder
@@ -174,6 +203,7 @@ def render(args, model, base_unet, label: str = "") -> int:
                          f"--resume {folder.path}, or delete that folder to start over.")
     progress = ProgressBar(label)
     written = 0
+    created = not folder.path.exists()
 
     with VideoWriter(out, fps=args.fps) as writer:
         def on_chunk(done) -> None:
@@ -208,6 +238,8 @@ def render(args, model, base_unet, label: str = "") -> int:
         except (KeyboardInterrupt, Exception) as exc:
             if folder.exists() and not isinstance(exc, InputError):
                 print(f"\nstopped after {written} frames; continue with: --resume {folder.path}", file=sys.stderr)
+            elif created and not folder.exists():
+                folder.remove()  # nothing resumable was saved: leave no half state (e.g. chunk_000000 alone)
             raise
     if not args.keep_state:
         folder.remove()
@@ -218,6 +250,7 @@ def run(args) -> int:
     from .demo import run_demo
 
     device = pick_device(args.device)  # a bad name is an error even where the demo runs instead
+    check_generation_args(args)
     st2v_path = Path(args.st2v) if args.st2v else find_st2v(args.models_dir)
     needs_base = not args.init_video and not args.resume
     base_path = Path(args.base) if args.base else (find_base(args.models_dir) if needs_base else None)

@@ -11,7 +11,6 @@ models make.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser) -> None:
@@ -25,6 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from .. import validation
     from ..checkpoints.files import atomic_path
     from ..tiny.tree import TINY_MODELS, extra_model_paths_yaml, write_tree
 
@@ -34,7 +34,9 @@ def run(args) -> int:
             for path in model.paths:
                 print(f"  {path}")
         return 0
-    models_dir = Path(args.models_dir)
+    models_dir = validation.output_path(args.models_dir, what="models folder", folder=True)
+    if args.yaml:
+        validation.output_path(args.yaml, what="yaml file")
     write_tree(models_dir, force=args.force, only=args.only)
     lines = extra_model_paths_yaml(models_dir)
     if args.yaml:

@@ -40,15 +40,27 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from .. import validation
     from ..checkpoints.enhancer import load_enhancer
     from .devices import pick_device, pick_dtype
     from ..errors import InputError
     from ..pipelines.enhancer import NativeResolution
-    from ..pipelines.refine import refine_parts
+    from ..pipelines.refine import check_refine_settings, refine_parts
     from ..video_io import VideoWriter, read_video, video_info
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
+    # every setting and the output before the video is read and the enhancer loaded
+    for name in ("width", "height"):
+        if getattr(args, name) is not None:
+            validation.whole(name, getattr(args, name), low=1, fix="leave it out for the enhancer's own canvas")
+    # with one side given, the other is the enhancer's: the canvas is then checked by refine_parts
+    given = NativeResolution(args.width, args.height) if args.width and args.height else None
+    check_refine_settings(args.mode, args.chunk, args.overlap, args.strength, args.steps, args.guidance, args.seed,
+                          args.sde_seed, given)
+    if args.fps is not None:
+        validation.fps(args.fps)
+    validation.output_path(args.out, [args.video, *args.enhancer])
     frames = read_video(args.video)
     if frames.shape[0] < args.chunk:
         raise InputError(f"{args.video} has {frames.shape[0]} frames, fewer than one chunk of {args.chunk}: "
@@ -62,7 +74,7 @@ def run(args) -> int:
     def progress(done: int, total: int, preview=None) -> None:
         print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
 
-    fps = args.fps or video_info(args.video).get("fps") or 8
+    fps = args.fps if args.fps is not None else (video_info(args.video).get("fps") or 8)
     parts = refine_parts(enhancer, frames, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
                          overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
                          seed=args.seed, on_step=progress, sde_seed=args.sde_seed,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+from ..errors import InputError
 
 
 def add_arguments(parser) -> None:
@@ -58,21 +61,37 @@ class _ProgressLine:
 
 
 def run(args) -> int:
-    import torch
-
-    from ..checkpoints.sdvsr import load_sdvsr
+    from .. import validation
     from .devices import pick_device, pick_dtype
-    from ..pipelines.upscale import parse_flow_tile, upscale_stream
-    from ..video_io import VideoWriter, iter_video_frames, video_info
+    from ..video_io import video_info
 
     device = pick_device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
-    torch.backends.cudnn.allow_tf32 = True
+    # every setting and the output before any frame is read, a model loaded or its code imported
+    validation.upscale_settings(args.seed, args.steps, args.tile, args.tile_overlap)
+    validation.crf(args.crf)
+    validation.whole("start", args.start, low=0, fix="the first frame is 0")
+    if args.frames is not None:
+        validation.frame_count(args.frames, 1, "at least one frame")
+    out = validation.output_path(args.out, [args.video, args.raft])
     info = video_info(args.video)
-    tile = parse_flow_tile(args.tile)  # checked before any frame is read
     total = info["frames"] - args.start if info["frames"] else None
     if total is not None and args.frames is not None:
         total = min(total, args.frames)
+    if total is not None and total <= 0:
+        raise InputError(f"{args.video} has {info['frames']} frames: --start {args.start} leaves none to upscale.")
+    # a lower bound of the output's size (it has 16x the input's pixels), so a full disk is refused now
+    share = min(1.0, total / info["frames"]) if total and info["frames"] else 1.0
+    validation.free_space(out, int(Path(args.video).stat().st_size * share), "the upscaled video")
+
+    import torch
+
+    from ..checkpoints.sdvsr import load_sdvsr
+    from ..pipelines.upscale import upscale_stream
+    from ..video_io import VideoWriter, iter_video_frames
+
+    torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
+    torch.backends.cudnn.allow_tf32 = True
+    tile = validation.parse_flow_tile(args.tile)
     print(f"loading {args.sdvsr} on {device} ...", file=sys.stderr)
     models = load_sdvsr(args.sdvsr, args.raft, device=device, dtype=pick_dtype(args.dtype, device))
     frames = iter_video_frames(args.video, start=args.start, limit=args.frames)

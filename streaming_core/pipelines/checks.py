@@ -6,34 +6,26 @@ from typing import Sequence
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 
 CHUNK_FRAMES = 16  # frames the StreamingT2V UNet makes per chunk
 CONDITIONING_FRAMES = 8  # frames CAM conditions on (the last 8 of the video so far)
 NEW_FRAMES_PER_CHUNK = CHUNK_FRAMES - CONDITIONING_FRAMES
-LATENT_FACTOR = 8  # VAE downscale
+LATENT_FACTOR = validation.LATENT_FACTOR  # VAE downscale
 
 
 def check_size(height: int, width: int) -> None:
-    for name, value in (("height", height), ("width", width)):
-        if not isinstance(value, int) or value <= 0 or value % LATENT_FACTOR:
-            raise InputError(f"{name} must be a positive multiple of {LATENT_FACTOR} (the VAE works on 8x8 pixel "
-                             f"blocks), got {value!r}; e.g. 256.")
+    validation.frame_size(height, width, LATENT_FACTOR)
+    validation.canvas(height, width, CHUNK_FRAMES, "frames")
 
 
 def check_steps(steps: int) -> None:
-    if not isinstance(steps, int) or not 1 <= steps <= 1000:
-        raise InputError(f"steps must be a whole number from 1 to 1000, got {steps!r} (the official value is 50).")
+    validation.steps(steps, default_hint="the official value is 50")
 
 
 def check_scale(name: str, value: float) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not value == value or value in (float("inf"), float("-inf")):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    return value
+    return validation.number(name, value)
 
 
 def check_prompt(prompt: str, what: str = "prompt") -> str:
@@ -53,9 +45,7 @@ def check_prompts(prompts: str | Sequence[str]) -> list[str]:
 
 
 def check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InputError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
-    return seed
+    return validation.seed(seed)
 
 
 def check_image_batch(frames: torch.Tensor, what: str, min_frames: int = 1) -> torch.Tensor:

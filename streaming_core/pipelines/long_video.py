@@ -31,6 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 from ..progress import ProgressCallback, StepCounter, no_progress
 from ..seeds import derive_seed
@@ -333,8 +334,7 @@ def extend_one_chunk(model, video: torch.Tensor, settings: ExtensionSettings, *,
 
 
 def _check_frames(frames: int, minimum: int, what: str) -> None:
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < minimum:
-        raise InputError(f"frames must be a whole number of at least {minimum} ({what}), got {frames!r}")
+    validation.frame_count(frames, minimum, what)
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 from ..progress import ProgressCallback, StepCounter
 from ..seeds import derive_seed
@@ -39,24 +40,38 @@ def latent_preview(latents: torch.Tensor, scale: float = 0.18215, max_frames: in
     return ((rgb + 1) / 2).clamp(0, 1)
 
 
-def check_refine_inputs(frames: torch.Tensor, mode: str, chunk: int, overlap: int, strength: float, steps: int) -> None:
+def check_refine_settings(mode: str, chunk: int, overlap: int, strength: float, steps: int, guidance: float = 7.5,
+                          seed: int = 0, sde_seed: Optional[int] = None,
+                          resolution: Optional[NativeResolution] = None) -> None:
+    """Every setting of a refine run (no frames needed: the CLI calls it before loading anything)."""
+    if mode not in BLEND_MODES:
+        raise InputError(f"unknown mode {mode!r}: use one of {', '.join(BLEND_MODES)}.")
+    chunk = validation.whole("chunk", chunk, low=2, fix="the official chunk is 24 frames")
+    if not 0 <= validation.whole("overlap", overlap, fix="the official overlap is 8") < chunk:
+        raise InputError(f"overlap ({overlap}) must be at least 0 and smaller than the chunk ({chunk}), or the "
+                         f"chunks would not advance: lower the overlap (the official setting is chunk 24, overlap 8).")
+    validation.number("strength", strength, low=0.0, high=1.0, low_open=True,
+                      fix="the official 0.6 re-noises to t=599 of 1000")
+    validation.steps(steps, default_hint="the official value is 30")
+    validation.guidance(guidance)
+    validation.seed(seed)
+    if sde_seed is not None:
+        validation.seed(sde_seed, "SDE seed")
+    if resolution is not None:
+        height = validation.whole("height", resolution.height, low=1, fix="0 in the node: the enhancer's own")
+        width = validation.whole("width", resolution.width, low=1, fix="0 in the node: the enhancer's own")
+        validation.canvas(height, width, chunk, "canvas frames")
+
+
+def check_refine_inputs(frames: torch.Tensor, mode: str, chunk: int, overlap: int, strength: float, steps: int,
+                        **settings) -> None:
+    check_refine_settings(mode, chunk, overlap, strength, steps, **settings)
     if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
         shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise InputError(f"frames must be a (frames, height, width, 3) tensor, got {shape}.")
-    if mode not in BLEND_MODES:
-        raise InputError(f"unknown mode {mode!r}: use one of {', '.join(BLEND_MODES)}.")
-    if chunk < 2:
-        raise InputError(f"chunk must be at least 2 frames, got {chunk}.")
-    if not 0 <= overlap < chunk:
-        raise InputError(f"overlap ({overlap}) must be at least 0 and smaller than the chunk ({chunk}), or the "
-                         f"chunks would not advance: lower the overlap (the official setting is chunk 24, overlap 8).")
     if frames.shape[0] < chunk:
         raise InputError(f"the video has {frames.shape[0]} frames, fewer than one chunk of {chunk}: give a longer "
                          f"video or a smaller chunk (at most {frames.shape[0]}).")
-    if not 0 < strength <= 1:
-        raise InputError(f"strength must be in (0, 1] (the official 0.6 re-noises to t=599 of 1000), got {strength}.")
-    if steps < 1:
-        raise InputError(f"steps must be at least 1, got {steps}.")
 
 
 def _unit_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -133,7 +148,8 @@ def refine_parts(
     enhancer's (MS-Vid2Vid-XL 0.2). ``resolution``: another canvas than the enhancer's native one.
     Everything is checked before any work starts.
     """
-    check_refine_inputs(frames, mode, chunk, overlap, strength, steps)
+    check_refine_inputs(frames, mode, chunk, overlap, strength, steps, guidance=guidance, seed=seed,
+                        sde_seed=sde_seed, resolution=resolution)
     if sde_noise not in SDE_NOISES:
         raise InputError(f"unknown sde_noise {sde_noise!r}: use one of {', '.join(SDE_NOISES)}.")
     frames = _unit_frames(frames)

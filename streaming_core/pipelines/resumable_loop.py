@@ -27,6 +27,7 @@ from typing import Optional
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 from ..progress import ProgressCallback
 from ..video_io import to_uint8
@@ -108,10 +109,18 @@ def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionS
                              f"start over)") from exc
         resumed = state.frames_done
     else:
+        validation.frame_count(frames, 1, "the length of the whole video")
         if frames <= video.shape[0]:
             raise InputError(f"the start video already has {video.shape[0]} frames; ask for more than that.")
+        folder.check_writable()
+        created = not folder.path.exists()
         folder.record_start(video)
-        out = extend_video(model, video, frames, settings, on_chunk=folder.record, **common)
+        try:
+            out = extend_video(model, video, frames, settings, on_chunk=folder.record, **common)
+        except InputError:
+            if created and not folder.exists():
+                folder.remove()  # refused before the first state: leave no half state behind
+            raise
         resumed = 0
     if not keep_state:
         folder.remove()

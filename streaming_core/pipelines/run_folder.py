@@ -23,6 +23,7 @@ from typing import Iterator, Optional
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 from .long_video import ChunkDone, LoopState
 
@@ -37,6 +38,10 @@ class RunFolder:
     def __init__(self, path: str | os.PathLike, exact_frames: bool = False):
         self.path = Path(path)
         self.exact_frames = exact_frames
+
+    def check_writable(self) -> None:
+        """Refuse at once a place where the state cannot be written (a file, a read-only folder)."""
+        validation.output_path(self.path, what="resume state folder", folder=True)
 
     # -- writing ---------------------------------------------------------------------------------
     def _chunk_file(self, index: int) -> Path:
@@ -100,7 +105,12 @@ class RunFolder:
             if not file.is_file():
                 raise InputError(f"the resume state at {self.path} counts {state.chunks_done} chunks but the frames "
                                  f"of chunk {index} ({file.name}) are missing; start a new run.")
-            frames = load_file(str(file))["frames"]
+            try:
+                frames = load_file(str(file))["frames"]
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+                raise InputError(f"the frames of chunk {index} in the resume state ({file}) are damaged "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}), "
+                                 f"so this run cannot be resumed: delete {self.path} and start a new run.") from exc
             frames = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
             count += frames.shape[0]
             yield frames

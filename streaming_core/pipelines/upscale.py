@@ -38,6 +38,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
+from .. import validation
+from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
 from ..errors import InputError
 from ..models.sdvsr.bundle import NUM_STEPS, SDVSRModels
 from ..models.sdvsr.denoiser import predict_v, reuse_cond_embedding
@@ -139,18 +141,10 @@ class _FlowCache:
     feats: list[torch.Tensor] = field(default_factory=list)
 
 
-def parse_flow_tile(value: int | str | None) -> int | str | None:
-    """``flow_tile`` as the CLI and the node menu give it: ``"auto"``; ``None``/``"off"``/``"none"``/0 or
-    less for whole-frame RAFT (official); a tile side in HR pixels (an int or a digit string)."""
-    if value is None or value in ("off", "none"):
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        side = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"flow tile must be 'auto', 'off' or a tile side in pixels, got {value!r}") from None
-    return side if side > 0 else None
+def check_upscale_settings(seed: int = 0, steps: int = NUM_STEPS, flow_tile: int | str | None = None,
+                           flow_tile_overlap: int = DEFAULT_TILE_OVERLAP) -> None:
+    """Every setting of an upscale run (``validation.upscale_settings``, with this pipeline's defaults)."""
+    validation.upscale_settings(seed, steps, flow_tile, flow_tile_overlap)
 
 
 class UpscaleStream:
@@ -175,8 +169,7 @@ class UpscaleStream:
         if isinstance(frames, torch.Tensor) and frames.ndim != 4:
             raise InputError(f"frames must be a batch (F, H, W, 3) or an iterable of (H, W, 3) frames; got a tensor "
                              f"of shape {tuple(frames.shape)}" + (" (one frame? wrap it: [frame])" if frames.ndim == 3 else ""))
-        if not 1 <= steps <= 1000:
-            raise InputError(f"steps must be in 1..1000, got {steps} (the distilled model is made for 4)")
+        check_upscale_settings(seed, steps, flow_tile, flow_tile_overlap)
         if total_frames is None and hasattr(frames, "__len__"):
             total_frames = len(frames)
         self.models = models
