@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from . import host
 
 RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"  # streaming_core.checkpoints.sdvsr.RAFT_FILE_NAME
@@ -81,7 +78,7 @@ class ST2VEvaluateVideo:
     def evaluate(self, video, prompt, raft, clip, clip_image, chunks, mawe_size):
         from ..streaming_core.metrics.evaluate import (CHUNK_PRESETS, EvalSettings, evaluate_video, format_table,
                                                        report_json)
-        from ..streaming_core.metrics.plot import render_curves
+        from ..streaming_core.metrics.plot import image_batch, render_curves
         from ..streaming_core.metrics.weights import load_eval_models
 
         frames = host.image_to_frames(video, "video")
@@ -94,7 +91,7 @@ class ST2VEvaluateVideo:
         settings = EvalSettings(prompt=prompt or None, chunk=chunk, overlap=overlap, mawe_size=mawe_size,
                                 device=str(device))
         report = evaluate_video(lambda: iter(frames), "video", models, settings)
-        plot = torch.from_numpy(np.asarray(render_curves([report]))).float().div(255.0)[None]
+        plot = image_batch(render_curves([report]))
         return (format_table([report]), report_json([report], settings), host.frames_to_image(plot))
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoints.files import atomic_path
@@ -94,3 +96,8 @@ def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     """Written under a temporary name and renamed: never a half-written PNG under ``path``."""
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def image_batch(image: Image.Image) -> torch.Tensor:
+    """A PIL image as a one-image batch (1, H, W, 3) float 0..1 (ComfyUI's IMAGE layout)."""
+    return torch.from_numpy(np.array(image.convert("RGB"))).float().div(255.0)[None]
