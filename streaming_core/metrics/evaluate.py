@@ -137,11 +137,11 @@ def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings
 
 ROWS = (  # (label, attribute, format)
     ("MAWE (lower = better)", "mawe", "{:.4f}"),
-    ("  mean warp error W", "warp_error", "{:.2f}"),
+    ("  mean warp error W", "warp_error", "{:.4g}"),
     ("  mean flow OFS (px)", "flow_magnitude", "{:.3f}"),
     ("SCuts (lower = better)", "scuts", "{:d}"),
     ("CLIP score (cosine)", "clip_score", "{:.4f}"),
-    ("seam score (~1 = seamless)", "seam_score", "{:.3f}"),
+    ("seam score (~1 = seamless)", "seam_score", "{:.4g}"),
     ("flow std, whole video", "flow_std", "{:.3f}"),
     ("flow std, at chunk overlaps", "flow_std_at_seams", "{:.3f}"),
     ("frames", "frames", "{:d}"),
