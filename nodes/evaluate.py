@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import host
+from .common_inputs import UNIQUE_ID
 
 RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"  # streaming_core.checkpoints.sdvsr.RAFT_FILE_NAME
 OPEN_CLIP_FILE = "open_clip_pytorch_model.bin"  # streaming_core.metrics.weights.OPEN_CLIP_FILE
@@ -73,9 +74,10 @@ class ST2VEvaluateVideo:
                 "mawe_size": ("INT", {"default": 720, "min": 32, "max": 2048, "step": 8,
                                       "tooltip": "Frames are resized to this square for MAWE (official: 720)."}),
             },
+            "hidden": UNIQUE_ID,
         }
 
-    def evaluate(self, video, prompt, raft, clip, clip_image, chunks, mawe_size):
+    def evaluate(self, video, prompt, raft, clip, clip_image, chunks, mawe_size, unique_id=None):
         from ..streaming_core.metrics.evaluate import (CHUNK_PRESETS, EvalSettings, evaluate_video, format_table,
                                                        report_json)
         from ..streaming_core.metrics.plot import image_batch, render_curves
@@ -90,7 +92,8 @@ class ST2VEvaluateVideo:
         chunk, overlap = CHUNK_PRESETS.get(chunks, (None, 0))
         settings = EvalSettings(prompt=prompt or None, chunk=chunk, overlap=overlap, mawe_size=mawe_size,
                                 device=str(device))
-        report = evaluate_video(lambda: iter(frames), "video", models, settings)
+        report = evaluate_video(lambda: iter(frames), "video", models, settings,
+                                on_step=host.progress_callback(frames.shape[0] - 1, unique_id))
         plot = image_batch(render_curves([report]))
         return (format_table([report]), report_json([report], settings), host.frames_to_image(plot))
 

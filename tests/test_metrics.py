@@ -272,3 +272,20 @@ def test_the_plot_marks_chunk_overlaps_and_differs_per_video():
     def grey_pixels(img):
         return dict((c, n) for n, c in img.getcolors(1 << 20)).get(grey, 0)
     assert grey_pixels(a) > 5000 > 100 > grey_pixels(b)  # the shaded band (text antialiasing may touch a few)
+
+
+def test_progress_counts_mawe_pairs_and_can_stop_the_run():
+    from streaming_core.errors import Cancelled
+
+    video = translated(smooth_pattern(12, 120, 120), 6, dx=1, dy=0, size=32)
+    seen = []
+    evaluate_video(lambda: iter(video), "v", EvalModels(flow=constant_flow(1, 0)), EvalSettings(chunk=None, mawe_size=32),
+                   on_step=lambda done, total, preview: seen.append((done, total)))
+    assert seen == [(k, 5) for k in range(1, 6)]
+
+    def stop_after_two(done, total, preview):
+        if done == 2:
+            raise Cancelled("stop")
+    with pytest.raises(Cancelled):
+        evaluate_video(lambda: iter(video), "v", EvalModels(flow=constant_flow(1, 0)),
+                       EvalSettings(chunk=None, mawe_size=32), on_step=stop_after_two)

@@ -9,6 +9,7 @@ loads.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 
@@ -79,6 +80,20 @@ def _load_models(args, device):
     return models
 
 
+class _PairProgress:
+    """MAWE's frame pairs on one stderr line (RAFT at 720x720 is the slow part on a CPU)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, preview) -> None:
+        rate = (time.perf_counter() - self.start) / max(done, 1)
+        line = f"MAWE pair {done}/{total}  {rate:.2f} s/pair, ~{rate * (total - done):.0f} s left"
+        end = "\r" if sys.stderr.isatty() and done < total else "\n"
+        if sys.stderr.isatty() or done == total or done % 10 == 0:
+            print(line, end=end, file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
     from ..errors import InputError
     from ..metrics.evaluate import (EvalSettings, evaluate_video, format_table, report_json, save_text)
@@ -105,7 +120,7 @@ def run(args) -> int:
     for video, info, name in zip(videos, infos, names):
         print(f"evaluating {video} ...", file=sys.stderr)
         reports.append(evaluate_video(lambda video=video: iter_video_frames(video), name, models, settings,
-                                      fps=info["fps"]))
+                                      fps=info["fps"], on_step=_PairProgress()))
     print(format_table(reports))
     if args.json:
         save_text(report_json(reports, settings), args.json)

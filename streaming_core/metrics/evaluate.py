@@ -95,7 +95,9 @@ def frame_differences(frames: Iterator[torch.Tensor]) -> list[float]:
 
 
 def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings: EvalSettings,
-                   fps: float | Fraction = 8) -> VideoReport:
+                   fps: float | Fraction = 8, on_step: Optional[Callable] = None) -> VideoReport:
+    """Every measure the models allow. ``on_step(done, total, None)`` counts MAWE's frame pairs, the slow
+    part (RAFT at 720x720); raise in it to stop."""
     diffs = frame_differences(frames())
     n = len(diffs) + 1
     report = VideoReport(name=name, frames=n, fps=float(fps), skipped=list(models.skipped))
@@ -110,7 +112,9 @@ def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings
         report.skipped.append(f"seam measures skipped: {n} frames are not more than one chunk of {settings.chunk}")
 
     if models.flow is not None:
-        result = mawe(frames(), models.flow, size=settings.mawe_size, coeff=settings.coeff, device=settings.device)
+        progress = None if on_step is None else (lambda done: on_step(done, n - 1, None))
+        result = mawe(frames(), models.flow, size=settings.mawe_size, coeff=settings.coeff, device=settings.device,
+                      on_pair=progress)
         report.mawe = result.mawe
         report.warp_error = result.mean_warp_error
         report.flow_magnitude = result.mean_flow_magnitude

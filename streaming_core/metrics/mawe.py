@@ -115,9 +115,10 @@ def pair_ratio(w: float, ofs: float, coeff: float) -> float:
 
 
 def mawe(frames: Iterable[torch.Tensor], flow: FlowFn, *, size: int = MAWE_SIZE, coeff: float = MAWE_COEFF,
-         device: Optional[torch.device | str] = None) -> MaweResult:
+         device: Optional[torch.device | str] = None, on_pair: Optional[Callable[[int], None]] = None) -> MaweResult:
     """MAWE of a video given as an iterable of (H, W, 3) frames (uint8, or float 0..1), streamed:
-    only two resized frames are held at a time."""
+    only two resized frames are held at a time. ``on_pair(pairs_done)`` after each pair (progress;
+    raise in it to stop)."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     errors, motions, ratios = [], [], []
     prev = None
@@ -132,6 +133,8 @@ def mawe(frames: Iterable[torch.Tensor], flow: FlowFn, *, size: int = MAWE_SIZE,
             errors.append(w)
             motions.append(ofs)
             ratios.append(pair_ratio(w, ofs, coeff))
+            if on_pair is not None:
+                on_pair(len(errors))
         prev = cur
     if not errors:
         raise InputError("MAWE needs at least 2 frames (it compares consecutive frames); the video has "
