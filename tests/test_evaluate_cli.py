@@ -56,7 +56,7 @@ def test_full_run_writes_json_and_png(videos, models_dir, tmp_path, capsys):
                "--prompt", "a drifting pattern", "--chunks", "16:8", "--mawe-size", "32", "--names", "a,b",
                "--json", str(out_json), "--plot", str(out_png), "--device", "cpu"])
     out = capsys.readouterr().out
-    assert rc == 0 and "skipped" not in out
+    assert rc == 0 and "skipped" not in out, out
     data = json.loads(out_json.read_text())
     a, b = data["videos"]
     assert (a["name"], b["name"], a["frames"], b["frames"]) == ("a", "b", 20, 36)
@@ -65,6 +65,8 @@ def test_full_run_writes_json_and_png(videos, models_dir, tmp_path, capsys):
     assert a["weights"]["raft"].endswith("raft_large_C_T_SKHT_V2-ff5fadd5.pth")
     assert "open_clip_pytorch_model.bin" in a["weights"]["clip"]
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"raft weights: {models_dir / 'stream_diffvsr' / 'raft_large_C_T_SKHT_V2-ff5fadd5.pth'}" in out
+    assert "clip weights: text: " in out and "open_clip_pytorch_model.bin" in out
 
 
 def test_a_one_frame_video_fails_before_any_model_loads(videos, models_dir, capsys):

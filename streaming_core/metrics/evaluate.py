@@ -171,6 +171,8 @@ def format_table(reports: Sequence[VideoReport]) -> str:
     notes = []
     for rep in reports:
         notes.extend(line for line in rep.skipped if line not in notes)
+        notes.extend(line for line in (f"{metric} weights: {source}" for metric, source in rep.weights.items())
+                     if line not in notes)
     return "\n".join(lines + notes)
 
 
