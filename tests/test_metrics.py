@@ -289,3 +289,20 @@ def test_progress_counts_mawe_pairs_and_can_stop_the_run():
     with pytest.raises(Cancelled):
         evaluate_video(lambda: iter(video), "v", EvalModels(flow=constant_flow(1, 0)),
                        EvalSettings(chunk=None, mawe_size=32), on_step=stop_after_two)
+
+
+def test_without_pyscenedetect_scuts_is_skipped_with_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_scenedetect(name, *args, **kwargs):
+        if name == "scenedetect" or name.startswith("scenedetect."):
+            raise ImportError("No module named 'scenedetect'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scenedetect)
+    video = _cut_video()
+    report = evaluate_video(lambda: iter(video), "v", EvalModels(), EvalSettings(chunk=None))
+    assert report.scuts is None
+    assert any(line.startswith("SCuts skipped:") and "pip install scenedetect-headless" in line for line in report.skipped)

@@ -22,6 +22,7 @@ from ..sampling.blend import Window, chunk_windows
 from .clip_score import ClipTextTower, clip_score
 from .mawe import MAWE_COEFF, MAWE_SIZE, FlowFn, as_uint8_chw, mawe
 from .scene_cuts import scene_cuts
+from .scene_cuts import unavailable_reason as scene_cuts_unavailable
 from .seams import flow_smoothness, overlap_transitions, seam_report_from_transitions
 
 FrameFactory = Callable[[], Iterator[torch.Tensor]]
@@ -124,8 +125,12 @@ def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings
         report.flow_std, report.flow_std_at_seams = smooth.overall, smooth.at_seams
         report.weights["raft"] = models.flow_source or "injected flow"
 
-    cuts = scene_cuts(frames(), fps=fps, count=n)
-    report.scuts, report.scut_frames = cuts.count, list(cuts.cuts)
+    missing = scene_cuts_unavailable()
+    if missing is None:
+        cuts = scene_cuts(frames(), fps=fps, count=n)
+        report.scuts, report.scut_frames = cuts.count, list(cuts.cuts)
+    else:
+        report.skipped.append(missing)
 
     if models.text_tower is not None and models.image_encoder is not None:
         if settings.prompt and settings.prompt.strip():

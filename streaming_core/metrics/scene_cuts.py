@@ -122,6 +122,15 @@ def _frame_stream_class():
     return FrameIteratorStream
 
 
+def unavailable_reason() -> Optional[str]:
+    """None when PySceneDetect (and OpenCV) import, else the skip line saying what to install."""
+    try:
+        import scenedetect  # noqa: F401  (only probing)
+    except ImportError as exc:
+        return f"SCuts skipped: {INSTALL_HINT} ({exc})"
+    return None
+
+
 def scene_cuts(frames: Iterable[torch.Tensor], fps: float | Fraction = 8, count: Optional[int] = None) -> SceneCuts:
     """Scene cuts of a video given as (H, W, 3) frames (uint8 or float 0..1), with AdaptiveDetector()'s
     defaults. ``fps`` only labels timecodes: the detector's minimum scene length is 15 frames."""
