@@ -7,9 +7,9 @@ list it in ``NODE_MODULES`` to register it.
 
 from __future__ import annotations
 
-from . import blend_model, chunk_loop, generate, loaders, refine, upscale
+from . import blend_model, chunk_loop, evaluate, generate, loaders, refine, upscale
 
-NODE_MODULES = (loaders, generate, chunk_loop, refine, upscale, blend_model)
+NODE_MODULES = (loaders, generate, chunk_loop, refine, upscale, blend_model, evaluate)
 
 
 def _collect(modules):

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("streaming_core.cli.generate", "text -> long video with StreamingT2V (initial chunk + CAM extension)"),
     "refine": ("streaming_core.cli.refine", "enhance a long video with the randomized-blend refiner"),
     "upscale": ("streaming_core.cli.upscale", "causal x4 video super-resolution with Stream-DiffVSR"),
+    "evaluate": ("streaming_core.cli.evaluate", "MAWE, SCuts, CLIP score and seam measures of videos, with a table, JSON and a plot"),
     "convert": ("streaming_core.cli.convert", "convert a pickle checkpoint (.ckpt/.pth/.bin) to safetensors once"),
     "inspect": ("streaming_core.cli.inspect", "print the detected layout and components of a weight file or folder"),
     "check-keys": ("streaming_core.cli.check_keys", "build a full-size model on the meta device and compare with an official key list"),

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .sampling.blend import Window
+from ..sampling.blend import Window
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,30 @@ def transition_energy(video: torch.Tensor, frame_dim: Optional[int] = None) -> t
     return diff.reshape(diff.shape[0], -1).mean(dim=1)
 
 
-def seam_report(video: torch.Tensor, windows: Sequence[Window], frame_dim: Optional[int] = None) -> SeamReport:
-    d = transition_energy(video, frame_dim)
+def overlap_transitions(windows: Sequence[Window]) -> list[tuple[int, int]]:
+    """Per pair of neighbouring windows, the transitions [a, b) (t -> t+1 for a <= t < b) where a
+    seam can be: from the frame before the overlap to its last frame (the single transition between
+    the windows when they do not overlap)."""
+    spans = []
+    for prev, cur in zip(windows[:-1], windows[1:]):
+        if cur.start >= prev.end:
+            spans.append((cur.start - 1, cur.start))
+        else:
+            spans.append((max(cur.start - 1, 0), prev.end))
+    return spans
+
+
+def seam_report_from_transitions(d: torch.Tensor, windows: Sequence[Window]) -> SeamReport:
+    """``seam_report`` over precomputed transition energies d_t (F - 1 values)."""
+    d = torch.as_tensor(d, dtype=torch.float64)
     num_frames = d.shape[0] + 1
     if windows[-1].end != num_frames:
         raise ValueError(f"the windows cover {windows[-1].end} frames, the video has {num_frames}")
     in_overlap = torch.zeros(num_frames, dtype=torch.bool)
-    borders = []
     for prev, cur in zip(windows[:-1], windows[1:]):
-        if cur.start >= prev.end:  # no overlap: the border is the single transition between them
-            borders.append((cur.start - 1, cur.start))
-            continue
-        in_overlap[cur.start:prev.end] = True
-        borders.append((max(cur.start - 1, 0), prev.end))  # transitions t -> t+1 for t in [a, b)
+        if cur.start < prev.end:
+            in_overlap[cur.start:prev.end] = True
+    borders = overlap_transitions(windows)
     outside = ~(in_overlap[:-1] | in_overlap[1:])
     typical_values = d[outside] if outside.any() else d
     typical = float(typical_values.median().clamp_min(1e-20))
@@ -68,6 +79,36 @@ def seam_report(video: torch.Tensor, windows: Sequence[Window], frame_dim: Optio
     return SeamReport(per_overlap, typical, d)
 
 
+def seam_report(video: torch.Tensor, windows: Sequence[Window], frame_dim: Optional[int] = None) -> SeamReport:
+    return seam_report_from_transitions(transition_energy(video, frame_dim), windows)
+
+
 def seam_score(video: torch.Tensor, windows: Sequence[Window], frame_dim: Optional[int] = None) -> float:
     """Mean border-to-typical ratio of frame-to-frame change (see module doc); ~1 means seamless."""
     return seam_report(video, windows, frame_dim).score
+
+
+@dataclass(frozen=True)
+class FlowSmoothness:
+    """How evenly a video moves (the paper's appendix measure of seams: the spread of optical-flow
+    magnitudes over time). ``overall``: standard deviation of the per-transition mean flow magnitude
+    over the whole video; ``at_seams``: the same spread inside each chunk overlap (where a seam can
+    be), averaged over the overlaps, None without overlaps. A seam shows as a jump of the magnitude,
+    i.e. ``at_seams`` above ``overall``."""
+
+    overall: float
+    at_seams: Optional[float]
+    per_overlap: tuple[float, ...]
+
+
+def flow_smoothness(magnitudes: Sequence[float], windows: Optional[Sequence[Window]] = None) -> FlowSmoothness:
+    m = torch.as_tensor(list(magnitudes), dtype=torch.float64)
+    if m.numel() == 0:
+        raise ValueError("no flow magnitudes: the video needs at least 2 frames")
+    overall = float(m.std(unbiased=False))
+    per = ()
+    if windows is not None and len(windows) > 1:
+        if windows[-1].end != m.numel() + 1:
+            raise ValueError(f"the windows cover {windows[-1].end} frames, the video has {m.numel() + 1}")
+        per = tuple(float(m[a:b].std(unbiased=False)) for a, b in overlap_transitions(windows))
+    return FlowSmoothness(overall, sum(per) / len(per) if per else None, per)
