@@ -19,8 +19,17 @@ DTYPE_TOOLTIP = ("Precision of the network: auto follows ComfyUI (fp16/bf16 on a
                  "official setting; fp16/bf16 halve the memory.")
 
 
+WEIGHT_DTYPE_TOOLTIP = ("Storage of the diffusion network's weights, as ComfyUI's UNETLoader: default keeps the "
+                        "dtype above; fp8_e4m3fn / fp8_e5m2 halve the fp16 weight memory again (computing stays in "
+                        "the dtype above; small quality cost).")
+
+
 def _dtype_input():
     return (list(host.DTYPE_CHOICES), {"default": "auto", "tooltip": DTYPE_TOOLTIP})
+
+
+def _weight_dtype_input():
+    return (list(host.WEIGHT_DTYPE_CHOICES), {"default": "default", "tooltip": WEIGHT_DTYPE_TOOLTIP})
 
 
 class ST2VLoader:
@@ -50,16 +59,17 @@ class ST2VLoader:
                     "tooltip": "none: the checkpoint's own image encoder (streaming_t2v.ckpt has one). For VidXTend, "
                                "the OpenCLIP ViT-H/14 weights: open_clip_pytorch_model.bin (also shipped with "
                                "MS-Vid2Vid-XL) or a clip_vision ViT-H file."}),
+                "weight_dtype": _weight_dtype_input(),
             },
         }
 
-    def load(self, model, dtype, image_encoder=choices.NONE):
+    def load(self, model, dtype, image_encoder=choices.NONE, weight_dtype="default"):
         from ..streaming_core.checkpoints.st2v import load_streamingt2v
 
         core = load_streamingt2v(
             choices.st2v_model_path(model), image_encoder=choices.image_encoder_path(image_encoder),
             dtype=host.pick_dtype(dtype, "diffusion"), device=host.offload_device("diffusion"))
-        return (host.wrap_model(core, "diffusion"),)
+        return (host.wrap_model(core, "diffusion", weight_dtype=weight_dtype, fp8_parts=[core.unet, core.cam]),)
 
 
 class ST2VModelScopeLoader:
@@ -80,14 +90,14 @@ class ST2VModelScopeLoader:
                 "tooltip": "A diffusers folder (text-to-video-ms-1.7b, zeroscope_v2_576w) or a UNet3D weight file "
                            "in models/streamingt2v/."}),
             "dtype": _dtype_input(),
-        }}
+        }, "optional": {"weight_dtype": _weight_dtype_input()}}
 
-    def load(self, model, dtype):
+    def load(self, model, dtype, weight_dtype="default"):
         from ..streaming_core.checkpoints.modelscope import load_modelscope_unet
 
         unet = load_modelscope_unet(choices.base_model_path(model), dtype=host.pick_dtype(dtype, "diffusion"),
                                     device=host.offload_device("diffusion"))
-        return (host.wrap_model(unet, "diffusion"),)
+        return (host.wrap_model(unet, "diffusion", weight_dtype=weight_dtype),)
 
 
 class ST2VEnhancerLoader:
@@ -109,16 +119,16 @@ class ST2VEnhancerLoader:
                 "tooltip": "non_ema_0035000.pth (MS-Vid2Vid-XL, with its two companion files beside it) or a "
                            "diffusers UNet3D folder (zeroscope_v2_XL)."}),
             "dtype": _dtype_input(),
-        }}
+        }, "optional": {"weight_dtype": _weight_dtype_input()}}
 
-    def load(self, model, dtype):
+    def load(self, model, dtype, weight_dtype="default"):
         from ..streaming_core.checkpoints.enhancer import load_enhancer
 
         enhancer = load_enhancer(choices.enhancer_path(model), device=host.offload_device("diffusion"),
                                  dtype=host.pick_dtype(dtype, "diffusion"), vae_dtype=host.pick_dtype("auto", "vae"),
                                  text_dtype=host.pick_dtype("auto", "text_encoder"))
         parts = {"unet": enhancer.unet, "text_encoder": enhancer.text_encoder, "vae": enhancer.vae}
-        return (host.wrap_bundle(enhancer, parts),)
+        return (host.wrap_bundle(enhancer, parts, weight_dtype=weight_dtype, fp8_parts=["unet"]),)
 
 
 class SDVSRLoader:
@@ -142,16 +152,16 @@ class SDVSRLoader:
                 "tooltip": "RAFT-large weights. auto: raft_large_C_T_SKHT_V2-ff5fadd5.pth inside the model folder or "
                            "beside it; or pick a file of models/stream_diffvsr/."}),
             "dtype": _dtype_input(),
-        }}
+        }, "optional": {"weight_dtype": _weight_dtype_input()}}
 
-    def load(self, model, raft, dtype):
+    def load(self, model, raft, dtype, weight_dtype="default"):
         from ..streaming_core.checkpoints.sdvsr import load_sdvsr
 
         models = load_sdvsr(choices.sdvsr_model_path(model), choices.raft_path(raft),
                             device=host.offload_device("diffusion"), dtype=host.pick_dtype(dtype, "diffusion"),
                             vae_dtype=torch.float32)
         parts = {"unet": models.unet, "controlnet": models.controlnet, "vae": models.vae, "raft": models.raft}
-        return (host.wrap_bundle(models, parts),)
+        return (host.wrap_bundle(models, parts, weight_dtype=weight_dtype, fp8_parts=["unet", "controlnet"]),)
 
 
 NODE_CLASS_MAPPINGS = {

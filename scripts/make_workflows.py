@@ -214,8 +214,8 @@ TOP = 60
 
 
 def _models(wf: Workflow, x: int, y: int = TOP) -> tuple[Node, Node]:
-    st2v = wf.add("ST2VLoader", (x, y), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none")
-    base = wf.add("ST2VModelScopeLoader", below=st2v, model="text-to-video-ms-1.7b", dtype="auto")
+    st2v = wf.add("ST2VLoader", (x, y), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none", weight_dtype="default")
+    base = wf.add("ST2VModelScopeLoader", below=st2v, model="text-to-video-ms-1.7b", dtype="auto", weight_dtype="default")
     return st2v, base
 
 
@@ -267,7 +267,7 @@ def _save(wf: Workflow, images: Node, output, prefix: str, fps_from: Optional[tu
 def text_to_long_video(defs) -> Workflow:
     wf = Workflow(defs)
     st2v, base = _models(wf, COLUMNS[0])
-    enhancer = wf.add("ST2VEnhancerLoader", below=base, model="non_ema_0035000.pth", dtype="auto")
+    enhancer = wf.add("ST2VEnhancerLoader", below=base, model="non_ema_0035000.pth", dtype="auto", weight_dtype="default")
     wf.group("1. Models", [st2v, base, enhancer], GROUP_COLORS["models"])
     wf.note(MODELS_NOTE, (COLUMNS[0], wf.bottom([enhancer]) + GROUP_GAP), (340, 400))
     first = _first_chunk(wf, st2v, base, (COLUMNS[1], TOP))
@@ -293,7 +293,7 @@ def extend_any_video(defs) -> Workflow:
     wf.connect(load, 0, parts, "video")
     wf.connect(parts, "images", scale, "image")
     wf.group("1. The video to extend", [load, parts, scale], GROUP_COLORS["generate"])
-    st2v = wf.add("ST2VLoader", (COLUMNS[1], TOP), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none")
+    st2v = wf.add("ST2VLoader", (COLUMNS[1], TOP), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none", weight_dtype="default")
     anchor = _anchor(wf, st2v, scale, below=st2v)
     wf.group("2. StreamingT2V and the anchor", [st2v, anchor], GROUP_COLORS["models"])
     wf.note("## Extend any video\nLoad a clip (a real video, or the output of AnimateDiff, SVD, Wan...). Its frames "
@@ -340,7 +340,7 @@ def refine_only(defs) -> Workflow:
     wf = Workflow(defs)
     load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=(WIDTH, 260), file="st2v_example_start.mp4")
     parts = wf.add("GetVideoComponents", below=load)
-    enhancer = wf.add("ST2VEnhancerLoader", below=parts, model="non_ema_0035000.pth", dtype="auto")
+    enhancer = wf.add("ST2VEnhancerLoader", below=parts, model="non_ema_0035000.pth", dtype="auto", weight_dtype="default")
     wf.connect(load, 0, parts, "video")
     wf.group("1. Video and enhancer", [load, parts, enhancer], GROUP_COLORS["models"])
     refine = _refiner(wf, enhancer, parts, "images", pos=(COLUMNS[1], TOP))
@@ -362,7 +362,7 @@ def long_video_upscale(defs) -> Workflow:
     loop = _loop(wf, st2v, first, None, pos=(COLUMNS[2], TOP))
     wf.group("1. Long video (256 px)", [st2v, base, first, loop], GROUP_COLORS["loop"])
     wf.note(MODELS_NOTE, (COLUMNS[0], wf.bottom([first, loop]) + GROUP_GAP), (340, 400))
-    sdvsr = wf.add("SDVSRLoader", (COLUMNS[3], TOP), model="Stream-DiffVSR", raft="auto", dtype="auto")
+    sdvsr = wf.add("SDVSRLoader", (COLUMNS[3], TOP), model="Stream-DiffVSR", raft="auto", dtype="auto", weight_dtype="default")
     upscale = wf.add("SDVSRUpscale", below=sdvsr, seed=42, flow_tile="auto")
     wf.connect(sdvsr, 0, upscale, "sdvsr_model")
     wf.connect(loop, 0, upscale, "video")

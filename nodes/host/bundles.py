@@ -8,7 +8,7 @@ itself, which keeps referring to the very same (moved) modules.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping, Optional
 
 import torch
 
@@ -22,9 +22,13 @@ class BundleModule(torch.nn.Module):
         self.bundle = bundle  # a plain attribute: not a module, never copied
 
 
-def wrap_bundle(bundle, parts: Mapping[str, torch.nn.Module], role: str = "diffusion"):
-    """A patcher managing every module of ``bundle`` (given by name in ``parts``)."""
-    return wrap_model(BundleModule(bundle, parts), role)
+def wrap_bundle(bundle, parts: Mapping[str, torch.nn.Module], role: str = "diffusion", weight_dtype: str = "default",
+                fp8_parts: Optional[Iterable[str]] = None):
+    """A patcher managing every module of ``bundle`` (given by name in ``parts``); ``fp8_parts`` names the
+    parts whose weights ``weight_dtype`` stores (default: all)."""
+    module = BundleModule(bundle, parts)
+    chosen = None if fp8_parts is None else [module.parts[name] for name in fp8_parts]
+    return wrap_model(module, role, weight_dtype=weight_dtype, fp8_parts=chosen)
 
 
 def bundle_of(patcher):

@@ -12,6 +12,7 @@ from typing import Mapping
 
 import torch
 from torch import nn
+from .operations import execution_dtype
 
 APM_TOKENS = 16  # image tokens appended to the 77 text tokens (77 + 16 = 93, hard-coded officially)
 CONTEXT_DIM = 1024  # width of every context token (text width, CLIP embedding, LayerNorm literal)
@@ -49,5 +50,5 @@ class ImageContextResampler(nn.Module):
         """``embeddings`` (B*F, D) with the F anchor frames of each video consecutive, or (B, F, D)."""
         if embeddings.ndim == 2:
             embeddings = embeddings.reshape(batch_size, -1, embeddings.shape[-1])
-        x = embeddings.to(self.context_embedding[0].weight.dtype).mean(dim=1)
+        x = embeddings.to(execution_dtype(self)).mean(dim=1)
         return self.context_embedding(x).reshape(x.shape[0], self.config.num_tokens, self.config.context_dim)

@@ -17,6 +17,7 @@ from typing import Mapping
 
 import torch
 from torch import nn
+from .operations import execution_dtype
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -110,7 +111,7 @@ class OpenCLIPImageEncoder(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.visual.conv1.weight.dtype
+        return execution_dtype(self)
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         return clip_preprocess(pixels, self.config.image_size)

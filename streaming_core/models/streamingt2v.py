@@ -27,6 +27,7 @@ from .apm import APM_TOKENS, ImageContextResampler, ResamplerConfig
 from .cam import CAMEncoder
 from .clip_image import OpenCLIPImageEncoder, VisionTowerConfig
 from .unet3d import UNet3D, UNet3DConfig
+from .operations import execution_device
 
 TEXT_TOKENS = 77
 CONTEXT_TOKENS = TEXT_TOKENS + APM_TOKENS  # 93
@@ -113,7 +114,7 @@ class StreamingT2V(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.unet.conv_in.weight.device
+        return execution_device(self.unet)
 
     def components(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in OFFICIAL_PREFIXES if getattr(self, name) is not None}
@@ -155,13 +156,13 @@ class StreamingT2V(nn.Module):
     def clip_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) signed pixels -> (N, D) pooled CLIP image embeddings."""
         encoder = self._require("image_encoder", "load an OpenCLIP ViT-H/14 image encoder for the APM anchor.")
-        device = next(encoder.parameters()).device
+        device = execution_device(encoder)
         return encoder(pixels.to(device))
 
     @torch.no_grad()
     def tokens_from_clip_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, F, D) CLIP embeddings of each video's anchor frames -> (B, 16, 1024) APM tokens."""
-        device = self.resampler.context_embedding[0].weight.device
+        device = execution_device(self.resampler)
         return self.resampler(embeddings.to(device)).to(self.device, self.dtype)
 
     @torch.no_grad()

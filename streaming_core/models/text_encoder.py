@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .clip_tokenizer import VOCAB_SIZE, tokenize
+from .operations import execution_device, execution_dtype
 
 TEXT_HEAD_DIM = 64  # OpenCLIP / SD text towers: heads = width // 64 (1024 -> 16)
 
@@ -61,11 +62,11 @@ class CLIPTextEncoder(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.text_model.embeddings.token_embedding.weight.dtype
+        return execution_dtype(self)
 
     @property
     def device(self) -> torch.device:
-        return self.text_model.embeddings.token_embedding.weight.device
+        return execution_device(self)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         vocab = self.config.vocab_size

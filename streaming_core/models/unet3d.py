@@ -22,6 +22,7 @@ from torch import nn
 from .attention import TransformerTemporal
 from .cam import CrossAttentionMerger
 from .unet3d_blocks import Level, MidBlock3D, TimestepEmbedding, timestep_embedding
+from .operations import execution_dtype
 
 TRANSFORMER_IN_HEADS = 8  # hard-coded in diffusers' UNet3DConditionModel and the official code
 
@@ -146,7 +147,7 @@ class UNet3D(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.conv_in.weight.dtype
+        return execution_dtype(self)
 
     # -- forward pieces --------------------------------------------------------------------------
     def embed_time(self, timestep, batch: int, num_frames: int, device) -> torch.Tensor:

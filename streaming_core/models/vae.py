@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import torch
+from .operations import execution_device, execution_dtype
 
 SCALING_FACTOR = 0.18215  # text-to-video-ms-1.7b (SD) latent scale
 NORM_GROUPS = 32
@@ -58,13 +59,13 @@ def build_vae(config: dict):
 
 
 def _vae_dtype(vae) -> torch.dtype:
-    return next(vae.parameters()).dtype
+    return execution_dtype(vae)
 
 
 def decode_latents(vae, latents: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
     """(N, C, h, w) scaled latents -> (N, 3, H, W) signed pixels (float32), ``slice_size`` at a time."""
     scale = vae.config.scaling_factor
-    device, dtype = next(vae.parameters()).device, _vae_dtype(vae)
+    device, dtype = execution_device(vae), _vae_dtype(vae)
     out = []
     for part in latents.split(max(1, slice_size)):
         pixels = vae.decode(part.to(device, dtype) / scale).sample
@@ -77,7 +78,7 @@ def encode_pixels(vae, pixels: torch.Tensor, slice_size: int = 8, generator: Opt
     """(N, 3, H, W) signed pixels -> (N, C, h, w) scaled latents (float32): the posterior mean, or a
     sample from it when ``sample_posterior`` (drawn from ``generator``)."""
     scale = vae.config.scaling_factor
-    device, dtype = next(vae.parameters()).device, _vae_dtype(vae)
+    device, dtype = execution_device(vae), _vae_dtype(vae)
     out = []
     for part in pixels.split(max(1, slice_size)):
         dist = vae.encode(part.to(device, dtype)).latent_dist

@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import torch
 
 from .vae import decode_latents, encode_pixels
+from .operations import execution_device, execution_dtype
 
 # A 1280x720 canvas becomes two 768x720 tiles sharing 256 columns: about half the activation memory,
 # with tiles large enough that their GroupNorm statistics stay close to the whole frame's.
@@ -101,7 +102,7 @@ def encode_frames(vae, pixels: torch.Tensor, *, slice_size: int = 8, tile_px: Op
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
     factor = _check_tile(vae, tile_px, overlap_px)
-    device, dtype = next(vae.parameters()).device, next(vae.parameters()).dtype
+    device, dtype = execution_device(vae), execution_dtype(vae)
 
     def moments(tile: torch.Tensor) -> torch.Tensor:
         enc = vae.encoder(tile)
@@ -123,7 +124,7 @@ def decode_frames(vae, latents: torch.Tensor, *, slice_size: int = 8, tile_px: O
     if tile_px is None or max(latents.shape[-2:]) * factor <= tile_px:
         return decode_latents(vae, latents, slice_size)
     _check_tile(vae, tile_px, overlap_px)
-    device, dtype = next(vae.parameters()).device, next(vae.parameters()).dtype
+    device, dtype = execution_device(vae), execution_dtype(vae)
 
     def decode(tile: torch.Tensor) -> torch.Tensor:
         if vae.post_quant_conv is not None:

@@ -17,6 +17,7 @@ from torch import nn
 from ..models.vae_tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, decode_frames, downscale_factor, encode_frames
 from ..sampling.guided_model import SizeRule, guided_chunk_model
 from ..sampling.vp_schedules import VPSigmaTable
+from ..models.operations import execution_device, execution_dtype
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,11 @@ class Enhancer:
     # -- placement --------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
+        return execution_device(self.unet)
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
+        return execution_dtype(self.unet)
 
     def to(self, device=None, dtype: Optional[torch.dtype] = None, vae_dtype: Optional[torch.dtype] = None,
            text_dtype: Optional[torch.dtype] = None) -> "Enhancer":

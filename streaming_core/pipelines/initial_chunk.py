@@ -26,6 +26,7 @@ from ..sampling.guidance import cfg
 from ..sampling.schedules import modelscope_t2v_schedule
 from .checks import CHUNK_FRAMES, LATENT_FACTOR, check_prompt, check_scale, check_seed, check_size, check_steps
 from .frames import unit_to_image
+from ..models.operations import execution_device
 
 OFFICIAL_STEPS = 50
 OFFICIAL_GUIDANCE = 9.0  # diffusers' TextToVideoSDPipeline default; the official call does not set it
@@ -100,7 +101,7 @@ def generate_initial_chunk(
     on_step = on_step or no_progress
     generator = generator if generator is not None else torch.Generator().manual_seed(check_seed(seed))
 
-    device, dtype = unet.conv_in.weight.device, unet.dtype
+    device, dtype = execution_device(unet), unet.dtype
     context = st2v.encode_prompts([negative_prompt, prompt])  # batch order [uncond, cond], as diffusers
     _check_unet(unet, context.shape[-1])
     context = context.to(device, dtype)

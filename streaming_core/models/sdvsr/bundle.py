@@ -13,6 +13,7 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from ...sampling.schedules import DiscreteVPSchedule
 from .raft import RaftFlow
 from .temporal_vae import TemporalAutoencoderTiny
+from ..operations import execution_device, execution_dtype
 
 NUM_STEPS = 4  # the distilled UNet was trained for t = 999, 749, 499, 249 (trailing spacing)
 
@@ -50,11 +51,11 @@ class SDVSRModels:
 
     @property
     def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
+        return execution_device(self.unet)
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
+        return execution_dtype(self.unet)
 
     @property
     def scale(self) -> int:
@@ -63,7 +64,7 @@ class SDVSRModels:
 
     @property
     def vae_dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
+        return execution_dtype(self.vae)
 
     def to(self, device=None, dtype: Optional[torch.dtype] = None, vae_dtype: Optional[torch.dtype] = None) -> "SDVSRModels":
         """Move in place (and return self). ``dtype``: UNet and ControlNet; ``vae_dtype``: the VAE

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from ..operations import execution_device
 
 PROMPT_LENGTH = 77
 
@@ -21,7 +22,7 @@ Tokenize = Callable[[str], torch.Tensor]
 @torch.no_grad()
 def encode_prompt(text_encoder, tokenize: Tokenize, prompt: str = "") -> torch.Tensor:
     """``last_hidden_state`` of the prompt (after the final layer norm), no attention mask, float32."""
-    ids = tokenize(prompt).to(next(text_encoder.parameters()).device)
+    ids = tokenize(prompt).to(execution_device(text_encoder))
     if tuple(ids.shape) != (1, PROMPT_LENGTH):
         raise ValueError(f"the tokenizer returned ids of shape {tuple(ids.shape)}, expected (1, {PROMPT_LENGTH})")
     return text_encoder(input_ids=ids).last_hidden_state.float()
