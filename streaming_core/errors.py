@@ -19,3 +19,7 @@ class InputError(UserFacingError, ValueError):
 
 class Cancelled(Exception):
     """Raised by a progress callback to stop a run between two denoising steps."""
+
+
+class OutOfMemory(UserFacingError, RuntimeError):
+    """Out of (GPU) memory even after the automatic retry with smaller slices or tiles."""

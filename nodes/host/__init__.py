@@ -11,7 +11,8 @@ from .devices import DTYPE_CHOICES, ROLES, intermediate_device, load_device, off
 from .folders import (MODEL_EXTENSIONS, MODEL_FOLDERS, folder_dirs, full_path, list_files, list_subfolders,
                       register_model_folders, subfolder_path)
 from .images import frames_to_image, image_to_frames
-from .models import WEIGHT_DTYPE_CHOICES, HostedModel, core_model, load_for_use, manageable_layers, wrap_model
+from .models import (WEIGHT_DTYPE_CHOICES, HostedModel, core_model, load_for_use, manageable_layers,
+                     place_outside_layers, wrap_model)
 from .outputs import output_directory, output_subfolder
 from .progress import preview_image, progress_callback
 from .runtime import comfy_module, in_comfyui
@@ -24,7 +25,8 @@ __all__ = [
     "MODEL_EXTENSIONS", "MODEL_FOLDERS", "folder_dirs", "full_path", "list_files", "list_subfolders",
     "register_model_folders", "subfolder_path",
     "frames_to_image", "image_to_frames",
-    "WEIGHT_DTYPE_CHOICES", "HostedModel", "core_model", "load_for_use", "manageable_layers", "wrap_model",
+    "WEIGHT_DTYPE_CHOICES", "HostedModel", "core_model", "load_for_use", "manageable_layers", "place_outside_layers",
+    "wrap_model",
     "output_directory", "output_subfolder",
     "preview_image", "progress_callback",
     "comfy_module", "in_comfyui",

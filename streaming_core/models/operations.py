@@ -117,6 +117,8 @@ def use_operations(model: nn.Module, ops=TORCH_OPS) -> int:
         target = by_torch_class.get(type(module))
         if target is not None:
             module.__class__ = target
+            if not hasattr(module, "bias"):  # nn.Embedding has none; cast-capable layers read it (as None)
+                module.register_parameter("bias", None)
             changed += 1
     return changed
 

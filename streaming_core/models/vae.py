@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import torch
+from ..oom import retry_smaller
 from .operations import execution_device, execution_dtype
 
 SCALING_FACTOR = 0.18215  # text-to-video-ms-1.7b (SD) latent scale
@@ -62,8 +63,22 @@ def _vae_dtype(vae) -> torch.dtype:
     return execution_dtype(vae)
 
 
+VAE_FITS = ("free GPU memory (other models, other programs; --offload outside ComfyUI), lower the frame size, "
+            "or use a VAE tile size (the enhancer's tile_px)")
+
+
+def frames_per_slice(size: int) -> str:
+    return f"{size} frame{'s' if size > 1 else ''} per VAE slice"
+
+
 def decode_latents(vae, latents: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
-    """(N, C, h, w) scaled latents -> (N, 3, H, W) signed pixels (float32), ``slice_size`` at a time."""
+    """(N, C, h, w) scaled latents -> (N, 3, H, W) signed pixels (float32), ``slice_size`` at a time;
+    out of memory: retried once one frame at a time."""
+    return retry_smaller("VAE decode", lambda size: _decode_latents(vae, latents, size), slice_size,
+                         1 if slice_size > 1 else None, VAE_FITS, frames_per_slice)
+
+
+def _decode_latents(vae, latents: torch.Tensor, slice_size: int) -> torch.Tensor:
     scale = vae.config.scaling_factor
     device, dtype = execution_device(vae), _vae_dtype(vae)
     out = []
@@ -76,7 +91,20 @@ def decode_latents(vae, latents: torch.Tensor, slice_size: int = 8) -> torch.Ten
 def encode_pixels(vae, pixels: torch.Tensor, slice_size: int = 8, generator: Optional[torch.Generator] = None,
                   sample_posterior: bool = False) -> torch.Tensor:
     """(N, 3, H, W) signed pixels -> (N, C, h, w) scaled latents (float32): the posterior mean, or a
-    sample from it when ``sample_posterior`` (drawn from ``generator``)."""
+    sample from it when ``sample_posterior`` (drawn from ``generator``); out of memory: retried once one
+    frame at a time, from the same generator state (the same latents)."""
+    state = generator.get_state() if generator is not None else None
+
+    def attempt(size: int) -> torch.Tensor:
+        if state is not None:
+            generator.set_state(state)
+        return _encode_pixels(vae, pixels, size, generator, sample_posterior)
+
+    return retry_smaller("VAE encode", attempt, slice_size, 1 if slice_size > 1 else None, VAE_FITS, frames_per_slice)
+
+
+def _encode_pixels(vae, pixels: torch.Tensor, slice_size: int, generator: Optional[torch.Generator],
+                   sample_posterior: bool) -> torch.Tensor:
     scale = vae.config.scaling_factor
     device, dtype = execution_device(vae), _vae_dtype(vae)
     out = []

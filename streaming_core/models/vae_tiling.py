@@ -17,7 +17,8 @@ from typing import Callable, Optional
 
 import torch
 
-from .vae import decode_latents, encode_pixels
+from ..oom import retry_smaller
+from .vae import frames_per_slice, decode_latents, encode_pixels
 from .operations import execution_device, execution_dtype
 
 # A 1280x720 canvas becomes two 768x720 tiles sharing 256 columns: about half the activation memory,
@@ -83,6 +84,9 @@ def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
     return out / weight
 
 
+TILED_FITS = "free GPU memory (other models, other programs; --offload outside ComfyUI) or use a smaller VAE tile size"
+
+
 def _check_tile(vae, tile_px: int, overlap_px: int) -> int:
     factor = downscale_factor(vae)
     if tile_px % factor or overlap_px % factor or not 0 <= overlap_px < tile_px:
@@ -108,13 +112,21 @@ def encode_frames(vae, pixels: torch.Tensor, *, slice_size: int = 8, tile_px: Op
         enc = vae.encoder(tile)
         return vae.quant_conv(enc) if vae.quant_conv is not None else enc
 
-    out = []
-    for part in pixels.split(max(1, slice_size)):
-        m = tiled_map(moments, part.to(device, dtype), tile_px, overlap_px, 1, factor)
-        dist = DiagonalGaussianDistribution(m)
-        z = dist.sample(generator) if sample_posterior else dist.mode()
-        out.append(z.float() * vae.config.scaling_factor)
-    return torch.cat(out)
+    state = generator.get_state() if generator is not None else None
+
+    def attempt(size: int) -> torch.Tensor:
+        if state is not None:
+            generator.set_state(state)
+        out = []
+        for part in pixels.split(max(1, size)):
+            m = tiled_map(moments, part.to(device, dtype), tile_px, overlap_px, 1, factor)
+            dist = DiagonalGaussianDistribution(m)
+            z = dist.sample(generator) if sample_posterior else dist.mode()
+            out.append(z.float() * vae.config.scaling_factor)
+        return torch.cat(out)
+
+    return retry_smaller("tiled VAE encode", attempt, slice_size, 1 if slice_size > 1 else None, TILED_FITS,
+                         frames_per_slice)
 
 
 def decode_frames(vae, latents: torch.Tensor, *, slice_size: int = 8, tile_px: Optional[int] = DEFAULT_TILE_PX,
@@ -131,8 +143,12 @@ def decode_frames(vae, latents: torch.Tensor, *, slice_size: int = 8, tile_px: O
             tile = vae.post_quant_conv(tile)
         return vae.decoder(tile)
 
-    out = []
-    for part in latents.split(max(1, slice_size)):
-        z = part.to(device, dtype) / vae.config.scaling_factor
-        out.append(tiled_map(decode, z, tile_px // factor, overlap_px // factor, factor, 1))
-    return torch.cat(out)
+    def attempt(size: int) -> torch.Tensor:
+        out = []
+        for part in latents.split(max(1, size)):
+            z = part.to(device, dtype) / vae.config.scaling_factor
+            out.append(tiled_map(decode, z, tile_px // factor, overlap_px // factor, factor, 1))
+        return torch.cat(out)
+
+    return retry_smaller("tiled VAE decode", attempt, slice_size, 1 if slice_size > 1 else None, TILED_FITS,
+                         frames_per_slice)

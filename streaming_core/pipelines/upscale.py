@@ -41,9 +41,10 @@ import torch
 from .. import validation
 from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
 from ..errors import InputError
+from ..oom import retry_smaller
 from ..models.sdvsr.bundle import NUM_STEPS, SDVSRModels
 from ..models.sdvsr.denoiser import predict_v, reuse_cond_embedding
-from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, FlowEstimator, auto_tile_size
+from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, RAFT_DOWNSAMPLE, FlowEstimator, auto_tile_size
 from ..models.sdvsr.warp import flow_warp
 from ..progress import ProgressCallback, StepCounter
 from ..sampling.ddim import ddim_step
@@ -139,6 +140,22 @@ class _FlowCache:
 
     size: tuple[int, int]
     feats: list[torch.Tensor] = field(default_factory=list)
+
+
+FLOW_FITS = ("free GPU memory (other models, other programs; --offload outside ComfyUI) or set a smaller RAFT tile "
+             "(--tile / flow_tile, at least RAFT's minimum input)")
+
+
+def _tile_words(tile: Optional[int]) -> str:
+    return "whole frames" if tile is None else f"{tile}-pixel tiles"
+
+
+def smaller_flow_tile(tile: Optional[int], hr_size: tuple[int, int], minimum: int) -> Optional[int]:
+    """The RAFT tile of the out-of-memory retry: half the current tile side (or half the frame's longer
+    side when untiled), not below RAFT's minimum input; None when nothing smaller is possible."""
+    side = max(hr_size) if tile is None else tile
+    smaller = max(minimum, side // 2 // RAFT_DOWNSAMPLE * RAFT_DOWNSAMPLE)
+    return smaller if smaller < side and smaller < max(hr_size) else None
 
 
 def check_upscale_settings(seed: int = 0, steps: int = NUM_STEPS, flow_tile: int | str | None = None,
@@ -244,21 +261,14 @@ class UpscaleStream:
             return noise.float()
         return torch.randn(shape, generator=self._generator, dtype=torch.float32)
 
-    def _upscale_one(self, frame: Any, index: int) -> torch.Tensor:
-        models, device = self.models, self.models.device
-        lr = preprocess_frame(frame, index).to(device)
-        self._check_size(lr, index)
-        frame_no = self._state.frames_done if self._state is not None else 0
-        record = None if self.record is None else (lambda name, t: self.record(frame_no, name, t))
-        estimator = self._estimator_for(*(s * models.scale for s in lr.shape[-2:]))
-
-        upscaled = bicubic_x4(lr, models.scale)
+    def _warp_previous(self, estimator: FlowEstimator, upscaled: torch.Tensor, device, record):
+        """The previous HR frame warped onto this one (None for the first frame); caches this frame's features."""
         feats = estimator.features(upscaled)
         warped = None
         if self._state is not None:
             cache = self._flow_cache
             if cache is None or cache.size != tuple(upscaled.shape[-2:]):
-                prev = bicubic_x4(self._state.prev_lr.to(device), models.scale)
+                prev = bicubic_x4(self._state.prev_lr.to(device), self.models.scale)
                 cache = _FlowCache(tuple(prev.shape[-2:]), estimator.features(prev))
             flow = estimator.flow(upscaled, feats, cache.feats)
             warped = flow_warp(self._state.prev_hr.to(device), flow)
@@ -267,6 +277,25 @@ class UpscaleStream:
                 record("warped", warped)
             del flow, cache
         self._flow_cache = _FlowCache(tuple(upscaled.shape[-2:]), feats)
+        return warped
+
+    def _upscale_one(self, frame: Any, index: int) -> torch.Tensor:
+        models, device = self.models, self.models.device
+        lr = preprocess_frame(frame, index).to(device)
+        self._check_size(lr, index)
+        frame_no = self._state.frames_done if self._state is not None else 0
+        record = None if self.record is None else (lambda name, t: self.record(frame_no, name, t))
+        estimator = self._estimator_for(*(s * models.scale for s in lr.shape[-2:]))
+        upscaled = bicubic_x4(lr, models.scale)
+        hr_size = tuple(upscaled.shape[-2:])
+
+        def attempt(tile):
+            if tile != estimator.tile:  # the retry: smaller RAFT tiles (features are per tile: recomputed)
+                self._estimator, self._flow_cache = FlowEstimator(models.raft, tile, self.flow_tile_overlap), None
+            return self._warp_previous(self._estimator, upscaled, device, record)
+
+        warped = retry_smaller("RAFT optical flow", attempt, estimator.tile, smaller_flow_tile(
+            estimator.tile, hr_size, models.raft.min_image_size), FLOW_FITS, _tile_words)
         del upscaled
 
         noise = self._next_noise((1, models.vae.config.latent_channels, *lr.shape[-2:]))

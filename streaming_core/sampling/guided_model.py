@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from ..oom import retry_smaller
 from .guidance import cfg, rescale_guidance
 
 # (sample (B, C, F, H, W), timestep (B,) int64, context (B, tokens, D)) -> output like sample
@@ -41,6 +42,29 @@ def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple
 def _crop(x: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     left, right, top, bottom = box
     return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+
+
+WINDOW_FITS = ("free GPU memory (other models; --offload outside ComfyUI; an fp8 weight dtype), or refine at a "
+               "smaller size or with fewer frames per window")
+
+
+SPLIT_WORDS = {"batched": "cond and uncond in one batch", "passes": "one guidance pass at a time",
+               "single": "one video and one guidance pass at a time"}
+
+
+def _passes(network: VideoNetwork, x, timestep, c, u, split: str):
+    """(cond output, uncond output or None) of the network calls ``split`` names (see SPLIT_WORDS); the
+    smaller splits are the out-of-memory fallback: the same computation in smaller batches."""
+    if split == "batched" and u is not None:
+        both = network(torch.cat([x, x]), torch.cat([timestep, timestep]), torch.cat([c, u]))
+        return both[:x.shape[0]], both[x.shape[0]:]
+    if split != "single":
+        return network(x, timestep, c), None if u is None else network(x, timestep, u)
+
+    def one_by_one(ctx):
+        return torch.cat([network(x[i:i + 1], timestep[i:i + 1], ctx[i:i + 1]) for i in range(x.shape[0])])
+
+    return one_by_one(c), None if u is None else one_by_one(u)
 
 
 def guided_chunk_model(
@@ -71,15 +95,11 @@ def guided_chunk_model(
             x, box = _pad_to(x, size_rule(*x.shape[-2:]))
         c = cond.to(x.device, x.dtype).expand(b, -1, -1)
         timestep = torch.full((b,), int(t), dtype=torch.long, device=x.device)
-        if not use_uncond:
-            out_c, out_u = network(x, timestep, c), None
-        else:
-            u = uncond.to(x.device, x.dtype).expand(b, -1, -1)
-            if batch_cond_uncond:
-                both = network(torch.cat([x, x]), torch.cat([timestep, timestep]), torch.cat([c, u]))
-                out_c, out_u = both[:b], both[b:]
-            else:
-                out_c, out_u = network(x, timestep, c), network(x, timestep, u)
+        u = uncond.to(x.device, x.dtype).expand(b, -1, -1) if use_uncond else None
+        first = "batched" if batch_cond_uncond else "passes"
+        smaller = "passes" if first == "batched" and u is not None else ("single" if b > 1 else None)
+        out_c, out_u = retry_smaller("the refine window's denoiser", lambda split: _passes(network, x, timestep, c, u, split),
+                                     first, smaller, WINDOW_FITS, SPLIT_WORDS.get)
         out_c = _crop(out_c, box).float()
         out_u = None if out_u is None else _crop(out_u, box).float()
         if on_call is not None:
