@@ -11,7 +11,7 @@ from ..streaming_core.pipelines.run_folder import RunFolder
 from ..streaming_core.validation import MAX_FRAMES
 from . import host
 from .common_inputs import UNIQUE_ID, guidance_inputs, negative_input, prompt_input, seed_input, steps_input
-from .generate import ANCHOR_TOOLTIP, MODEL_TOOLTIP
+from .generate import ANCHOR_TOOLTIP, MODEL_TOOLTIP, extension_need
 
 RUNS_FOLDER = "streamingt2v_runs"
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class ST2VChunkLoop:
         start = host.image_to_frames(video, "video")
         settings = ExtensionSettings(prompts_from_lines(prompts), negative_prompt, seed, steps,
                                      guidance=text_guidance, anchor_guidance=anchor_guidance)
-        (st2v,) = host.load_for_use([st2v_model])
+        (st2v,) = host.load_for_use([st2v_model], memory_required=extension_need(st2v_model, start))
         folder = run_folder(run_name, st2v, start, settings, anchor)
         result = run_chunk_loop(st2v, start, frames, settings, folder, anchor=anchor, keep_state=keep_state,
                                 on_step=host.progress_callback(steps, unique_id),

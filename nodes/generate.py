@@ -17,6 +17,15 @@ ANCHOR_TOOLTIP = ("Appearance anchor from the Anchor APM Encoder. Not connected:
                   "officially.")
 
 
+
+def extension_need(st2v_model, frames: torch.Tensor) -> int:
+    """Bytes one extension step needs beside the weights, at the size of ``frames`` (F, H, W, 3)."""
+    # Imported here, as the estimators of the other nodes: their module imports RAFT's (torchvision),
+    # which the pack does not load at ComfyUI start-up.
+    from ..streaming_core.pipelines.memory_estimates import extension_chunk_for
+
+    return extension_chunk_for(host.core_model(st2v_model), height=frames.shape[1], width=frames.shape[2])
+
 class ST2VInitialChunk:
     DESCRIPTION = (
         "Makes the first 16 frames of a long video from text with the stock ModelScope text-to-video UNet "
@@ -52,7 +61,11 @@ class ST2VInitialChunk:
 
     def generate(self, st2v_model, base_model, prompt, negative_prompt, seed, steps, guidance, width, height, frames,
                  unique_id=None):
-        st2v, unet = host.load_for_use([st2v_model, base_model])
+        from ..streaming_core.pipelines.memory_estimates import initial_chunk_for
+
+        need = initial_chunk_for(host.core_model(base_model), host.core_model(st2v_model), frames=frames, height=height,
+                                 width=width)
+        st2v, unet = host.load_for_use([st2v_model, base_model], memory_required=need)
         video = generate_initial_chunk(
             unet, st2v, prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, guidance=guidance,
             height=height, width=width, frames=frames, on_step=host.progress_callback(steps, unique_id),
@@ -82,8 +95,11 @@ class ST2VAnchorEncoder:
         }}
 
     def encode(self, st2v_model, image, frame_index):
-        (st2v,) = host.load_for_use([st2v_model])
+        from ..streaming_core.pipelines.memory_estimates import anchor_encode_for
+
         frames = host.image_to_frames(image, "the anchor image")
+        need = anchor_encode_for(host.core_model(st2v_model), pixels=tuple(frames.shape[1:3]))
+        (st2v,) = host.load_for_use([st2v_model], memory_required=need)
         return (encode_anchor_frame(st2v, frames, frame_index, output_device=host.intermediate_device()),)
 
 
@@ -119,7 +135,7 @@ class ST2VCAMExtender:
         frames = host.image_to_frames(video, "video")
         settings = ExtensionSettings([prompt], negative_prompt, seed, steps, guidance=text_guidance,
                                      anchor_guidance=anchor_guidance)
-        (st2v,) = host.load_for_use([st2v_model])
+        (st2v,) = host.load_for_use([st2v_model], memory_required=extension_need(st2v_model, frames))
         new = extend_one_chunk(st2v, frames, settings, anchor=anchor, on_step=host.progress_callback(steps, unique_id),
                           output_device=host.intermediate_device())
         new = host.frames_to_image(new)

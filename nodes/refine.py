@@ -66,14 +66,18 @@ class ST2VRandomizedBlendRefiner:
 
     def refine(self, enhancer, video, prompt, negative_prompt, mode, chunk, overlap, strength, steps, guidance, seed,
                width, height, sde_noise, unique_id=None):
+        from ..streaming_core.pipelines.memory_estimates import refine_window_for  # imports RAFT's module
+
         frames = host.image_to_frames(video, "video")
         # the same checks as the CLI and refine(), before the enhancer is moved to the device: a NaN guidance
         # from a Primitive would otherwise make every latent NaN and save a black video
         check_refine_settings(mode, chunk, overlap, strength, steps, guidance, seed,
                               resolution=NativeResolution(width, height) if width and height else None)
-        model = host.load_bundle_for_use(enhancer)
-        native = model.resolution
+        native = host.bundle_of(enhancer).resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)
+        need = refine_window_for(host.bundle_of(enhancer), frames=chunk, height=resolution.height,
+                                 width=resolution.width)
+        model = host.load_bundle_for_use(enhancer, memory_required=need)
         out = refine(model, frames, prompt, negative_prompt, mode=mode, chunk=chunk, overlap=overlap,
                      strength=strength, steps=steps, guidance=guidance, seed=seed,
                      on_step=host.progress_callback(steps, unique_id), sde_noise=sde_noise, resolution=resolution)

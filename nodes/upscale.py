@@ -55,12 +55,15 @@ class SDVSRUpscale:
         }
 
     def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, unique_id=None):
+        from ..streaming_core.pipelines.memory_estimates import upscale_frame_for
         from ..streaming_core.pipelines.upscale import upscale_stream
 
         frames = host.image_to_frames(video, "video")
         validation.seed(seed)  # before the models move to the device (upscale_stream checks everything again)
-        validation.parse_flow_tile(flow_tile)
-        models = host.load_bundle_for_use(sdvsr_model)
+        tile = validation.parse_flow_tile(flow_tile)
+        need = upscale_frame_for(host.bundle_of(sdvsr_model), height=frames.shape[1], width=frames.shape[2],
+                                 flow_tile=tile if isinstance(tile, int) else None)
+        models = host.load_bundle_for_use(sdvsr_model, memory_required=need)
         stream = upscale_stream(models, frames, state, seed=seed, flow_tile=flow_tile,
                                 on_step=host.progress_callback(frames.shape[0] * NUM_STEPS, unique_id),
                                 output_device=host.intermediate_device())

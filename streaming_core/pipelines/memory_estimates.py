@@ -165,3 +165,47 @@ def anchor_encode_bytes(width: int, *, frames: int = 1, image_size: int = 224, p
     resized = PREPROCESS_COPIES * frames * 3 * image_size * image_size * 4
     return vit_bytes(width, frames=frames, image_size=image_size, patch_size=patch_size, dtype=dtype) + inputs \
         + resized
+
+
+# -- the same, read off the models (what the nodes and the CLI pass) ----------------------------------
+
+def _vae_top_channels(vae) -> int:
+    config = vae.config
+    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+    channels = get("block_out_channels") or get("decoder_block_out_channels") or (128,)
+    return max(channels)
+
+
+def extension_chunk_for(st2v, *, height: int, width: int, batch: int = 1, passes: int = 3) -> int:
+    """``extension_chunk_bytes`` for a StreamingT2V model (eq. 12 guidance: 3 passes)."""
+    return extension_chunk_bytes(UNetShape.of(st2v.unet), UNetShape.of(st2v.cam.trunk), height=height, width=width,
+                                 batch=batch, passes=passes, dtype=st2v.dtype)
+
+
+def initial_chunk_for(unet, st2v, *, frames: int, height: int, width: int, batch: int = 1) -> int:
+    """``initial_chunk_bytes`` for the ModelScope UNet (decoding with the StreamingT2V VAE)."""
+    vae = getattr(st2v, "vae", None)
+    return initial_chunk_bytes(UNetShape.of(unet), frames=frames, height=height, width=width, batch=batch,
+                               dtype=unet.dtype, vae_channels=_vae_top_channels(vae) if vae is not None else 128)
+
+
+def anchor_encode_for(st2v, *, frames: int = 1, pixels: Optional[Sequence[int]] = None) -> int:
+    config = st2v.image_encoder.config if st2v.image_encoder is not None else None
+    if config is None:
+        return 0
+    return anchor_encode_bytes(config.width, frames=frames, image_size=config.image_size,
+                               patch_size=config.patch_size, dtype=st2v.dtype, pixels=pixels)
+
+
+def refine_window_for(enhancer, *, frames: int, height: int, width: int, batch: int = 1) -> int:
+    """``refine_window_bytes`` for an ``Enhancer`` at its working canvas ``height`` x ``width`` pixels."""
+    passes = 2 if enhancer.batch_cond_uncond else 1
+    return refine_window_bytes(UNetShape.of(enhancer.unet), frames=frames, height=height, width=width, batch=batch,
+                               passes=passes, dtype=enhancer.dtype, vae_factor=enhancer.vae_factor,
+                               vae_channels=_vae_top_channels(enhancer.vae), vae_slice=enhancer.vae_slice)
+
+
+def upscale_frame_for(models, *, height: int, width: int, flow_tile: Optional[int] = None) -> int:
+    """``upscale_frame_bytes`` for Stream-DiffVSR on ``height`` x ``width`` input frames."""
+    return upscale_frame_bytes(UNetShape.of(models.unet), height=height, width=width, dtype=models.dtype,
+                               scale=models.scale, flow_tile=flow_tile, vae_channels=_vae_top_channels(models.vae))

@@ -57,7 +57,8 @@ def wrap(workload, model, weight_dtype="default"):
 def partial_run(workload, weight_dtype="default"):
     model = workload.build()
     patcher = wrap(workload, model, weight_dtype)
-    budget = patcher.model_size() // 3
+    sizes = sorted(size for size, *_ in patcher._load_list())
+    budget = (patcher.model_size() - sizes[-1]) // 3  # a third of the rest: the big text embedding alone is not enough
     patcher.load(CPU, lowvram_model_memory=budget)
     host.place_outside_layers(patcher)
     lowvram = [m for m in patcher.model.modules() if getattr(m, "comfy_cast_weights", False)]
