@@ -22,7 +22,7 @@ import torch
 
 from .. import validation
 from ..errors import CheckpointError, InputError
-from .devices import DTYPES, pick_device, pick_dtype
+from .devices import DTYPES, add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
 
 DEFAULT_MODELS_DIR = "models"
 ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt", "vidxtend.fp16.safetensors",
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
                    help="where to look for the weights when --st2v/--base are not given (default: ./models)")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda when available)")
+    add_memory_arguments(g)
     g.add_argument("--dtype", choices=("auto",) + tuple(DTYPES), default="auto",
                    help="model precision (default: fp16 on a GPU, fp32 on the CPU)")
 
@@ -246,6 +247,17 @@ def render(args, model, base_unet, label: str = "") -> int:
     return written
 
 
+def st2v_groups(model, base=None) -> dict:
+    """The networks of a StreamingT2V run, grouped by what runs together (``--offload``)."""
+    groups = {"unet": [model.unet, model.cam], "resampler": [model.resampler]}
+    for name in ("text_encoder", "image_encoder", "vae"):
+        if getattr(model, name, None) is not None:
+            groups[name] = [getattr(model, name)]
+    if base is not None:
+        groups["base"] = [base]
+    return groups
+
+
 def run(args) -> int:
     from .demo import run_demo
 
@@ -275,11 +287,12 @@ def run(args) -> int:
     image_encoder = image_encoder_for(st2v_path, args)
     print(f"loading {st2v_path}" + (f" with the image encoder of {image_encoder}" if image_encoder else "") + " ...",
           file=sys.stderr)
-    model = load_streamingt2v(st2v_path, image_encoder=image_encoder, dtype=dtype, device=device)
+    model = load_streamingt2v(st2v_path, image_encoder=image_encoder, dtype=dtype, device=load_device(args, device))
     base = None
     if base_path is not None:
         print(f"loading {base_path} ...", file=sys.stderr)
-        base = load_modelscope_unet(base_path, dtype=dtype, device=device)
+        base = load_modelscope_unet(base_path, dtype=dtype, device=load_device(args, device))
+    manage_memory(args, device, st2v_groups(model, base), denoisers=("unet", "base"))
     written = render(args, model, base)
     print(f"wrote {args.out}: {written} frames at {args.fps:g} fps", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from .devices import add_memory_arguments
 
 def add_arguments(parser) -> None:
     parser.add_argument("--enhancer", nargs="+", required=True, metavar="PATH",
@@ -37,12 +38,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                         help="UNet dtype (auto: fp16 on GPU, fp32 on CPU)")
     parser.add_argument("--fps", type=float, default=None, help="output frame rate (default: the input's)")
+    add_memory_arguments(parser)
 
 
 def run(args) -> int:
     from .. import validation
     from ..checkpoints.enhancer import load_enhancer
-    from .devices import pick_device, pick_dtype
+    from .devices import load_device, manage_memory, pick_device, pick_dtype
     from ..errors import InputError
     from ..pipelines.enhancer import NativeResolution
     from ..pipelines.refine import check_refine_settings, refine_parts
@@ -65,7 +67,9 @@ def run(args) -> int:
     if frames.shape[0] < args.chunk:
         raise InputError(f"{args.video} has {frames.shape[0]} frames, fewer than one chunk of {args.chunk}: "
                          f"use --chunk {frames.shape[0]} or a longer video.")
-    enhancer = load_enhancer(args.enhancer, device=device, dtype=dtype)
+    enhancer = load_enhancer(args.enhancer, device=load_device(args, device), dtype=dtype)
+    manage_memory(args, device, {"unet": [enhancer.unet], "text_encoder": [enhancer.text_encoder],
+                                 "vae": [enhancer.vae]}, denoisers=("unet",))
     print(f"enhancer: {enhancer.describe()}", file=sys.stderr)
     native = enhancer.resolution
     resolution = NativeResolution(args.width or native.width, args.height or native.height,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..errors import InputError
 
+from .devices import add_memory_arguments
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--sdvsr", required=True, metavar="DIR",
@@ -35,6 +37,7 @@ def add_arguments(parser) -> None:
                         help="UNet/ControlNet precision. fp32 (default) is the official setting (with TF32 matmuls "
                              "on GPUs); bf16/fp16 halve their weight memory. The VAE and RAFT always run in fp32")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better)")
+    add_memory_arguments(parser)
 
 
 class _ProgressLine:
@@ -62,7 +65,7 @@ class _ProgressLine:
 
 def run(args) -> int:
     from .. import validation
-    from .devices import pick_device, pick_dtype
+    from .devices import load_device, manage_memory, pick_device, pick_dtype
     from ..video_io import video_info
 
     device = pick_device(args.device)
@@ -93,7 +96,9 @@ def run(args) -> int:
     torch.backends.cudnn.allow_tf32 = True
     tile = validation.parse_flow_tile(args.tile)
     print(f"loading {args.sdvsr} on {device} ...", file=sys.stderr)
-    models = load_sdvsr(args.sdvsr, args.raft, device=device, dtype=pick_dtype(args.dtype, device))
+    models = load_sdvsr(args.sdvsr, args.raft, device=load_device(args, device), dtype=pick_dtype(args.dtype, device))
+    manage_memory(args, device, {"unet": [models.unet, models.controlnet], "vae": [models.vae],
+                                 "raft": [models.raft]}, denoisers=("unet",))
     frames = iter_video_frames(args.video, start=args.start, limit=args.frames)
     stream = upscale_stream(models, frames, seed=args.seed, steps=args.steps, flow_tile=tile,
                             flow_tile_overlap=args.tile_overlap, on_step=_ProgressLine(total, args.steps),
