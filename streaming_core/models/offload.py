@@ -128,3 +128,32 @@ def offload(groups: Mapping[str, Sequence[nn.Module]], device, mode: str, stream
         else:
             manager.add(group)
     return manager
+
+
+def partial_load(net: nn.Module, device, budget_bytes: float) -> int:
+    """ComfyUI's partial load without ComfyUI (the GPU check, and ``--offload`` users with a budget): the
+    largest layers go to ``device`` first while they fit ``budget_bytes``; the rest stay in CPU memory
+    and are streamed at each call; everything outside the layers lives on ``device``. Returns the layer
+    bytes placed on ``device``."""
+    device = torch.device(device)
+    use_operations(net, CAST_OPS)
+    layers = sorted(layer_modules(net), key=lambda m: -sum(p.numel() * p.element_size() for p in m.parameters(False)))
+    placed = 0
+    for layer in layers:
+        size = sum(p.numel() * p.element_size() for p in layer.parameters(False))
+        if placed + size <= budget_bytes:
+            layer.__dict__["_streamed"] = False
+            move_tensors(layer, device)
+            placed += size
+            continue
+        layer.__dict__["_streamed"] = True
+        for param in layer.parameters(False):
+            data = param.data.to(CPU)
+            param.data = data.pin_memory() if device.type == "cuda" else data
+    move_tensors(net, device, include=lambda m: not _is_streamed_layer(m) and not _is_layer_placed(m))
+    set_execution_device(net, device)
+    return placed
+
+
+def _is_layer_placed(module: nn.Module) -> bool:
+    return module.__dict__.get("_streamed") is False

@@ -117,6 +117,7 @@ def use_operations(model: nn.Module, ops=TORCH_OPS) -> int:
         target = by_torch_class.get(type(module))
         if target is not None:
             module.__class__ = target
+            module.__dict__["_cast_capable"] = True
             if not hasattr(module, "bias"):  # nn.Embedding has none; cast-capable layers read it (as None)
                 module.register_parameter("bias", None)
             changed += 1
@@ -124,16 +125,16 @@ def use_operations(model: nn.Module, ops=TORCH_OPS) -> int:
 
 
 def layer_modules(model: nn.Module):
-    """The modules of ``model`` that are one of the covered layers (torch classes or their swapped subclasses)."""
-    classes = tuple(getattr(nn, name) for name in LAYER_NAMES)
-    return [m for m in model.modules() if isinstance(m, classes)]
+    """The layers of ``model`` that ``use_operations`` made cast-capable. (Not every subclass of a torch
+    layer: e.g. MultiheadAttention's ``out_proj`` weight is read by its parent, so it stays as it is.)"""
+    return [m for m in model.modules() if m.__dict__.get("_cast_capable", False)]
 
 
 def store_weights(model: nn.Module, dtype: Optional[torch.dtype]) -> int:
     """Store the weight and bias of every covered layer in ``dtype`` (fp8), in place; returns bytes saved.
 
-    The layers must be cast-capable (``use_operations`` with ``CAST_OPS`` or ComfyUI's ``manual_cast``), so
-    they compute in the input's dtype. Norm layers and embeddings stay as they are: they are small, and
+    Only the layers ``use_operations`` made cast-capable (``CAST_OPS`` or ComfyUI's ``manual_cast``) are
+    stored so: they compute in the input's dtype. Norm layers and embeddings stay as they are: they are small, and
     fp8 would cost accuracy for nothing.
     """
     if dtype is None:
@@ -192,10 +193,6 @@ def execution_device(module: nn.Module) -> torch.device:
     for tensor in module.buffers():
         return tensor.device
     return torch.device("cpu")
-
-
-def is_layer(module: nn.Module) -> bool:
-    return isinstance(module, tuple(getattr(nn, name) for name in LAYER_NAMES))
 
 
 def move_tensors(model: nn.Module, device, include=lambda module: True) -> int:
