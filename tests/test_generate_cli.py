@@ -208,3 +208,31 @@ def test_generate_finds_the_vidxtend_folder_form(tmp_path):
     assert find_st2v(tmp_path) == folder
     (tmp_path / "streamingt2v" / "streaming_t2v.ckpt").write_bytes(b"")
     assert find_st2v(tmp_path) == tmp_path / "streamingt2v" / "streaming_t2v.ckpt"  # the official file first
+
+
+def test_generate_with_offload_writes_the_same_frames(tmp_path, capsys, monkeypatch):
+    """``--offload layers`` (networks taking turns, the UNets streamed layer by layer) changes no frame
+    (compared before H.264, whose encoder is not deterministic run to run)."""
+    from streaming_core import video_io
+    from streaming_core.cli.demo import tiny_models
+    from streaming_core.tiny.modelscope import write_tiny_modelscope
+    from streaming_core.tiny.st2v import write_tiny_safetensors
+
+    st2v, base = tiny_models()
+    models = tmp_path / "models"
+    write_tiny_safetensors(st2v, models / "streamingt2v" / "streaming_t2v.safetensors")
+    write_tiny_modelscope(base, models / "streamingt2v" / "text-to-video-ms-1.7b")
+    written = []
+    write = video_io.VideoWriter.write
+    monkeypatch.setattr(video_io.VideoWriter, "write", lambda self, frames: (written.append(torch.as_tensor(frames)),
+                                                                              write(self, frames))[1])
+    videos = {}
+    for offload in ("none", "layers"):
+        written.clear()
+        rc = main(["generate", "--models-dir", str(models), "--prompt", "a boat", "--frames", "17", "--height", "64",
+                   "--width", "64", "--device", "cpu", "--dtype", "fp32", "--offload", offload,
+                   "--out", str(tmp_path / f"{offload}.mp4")] + FAST)
+        assert rc == 0, capsys.readouterr().err
+        videos[offload] = torch.cat([f.reshape(-1, *f.shape[-3:]) for f in written])
+    assert videos["none"].shape[0] == 17
+    assert torch.equal(videos["none"], videos["layers"])
