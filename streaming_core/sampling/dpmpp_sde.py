@@ -77,6 +77,36 @@ class ReplayNoise:
         return self.increments[i]
 
 
+def dpmpp_2m_sde_step(
+    x: torch.Tensor,
+    denoised: torch.Tensor,
+    old_denoised: Optional[torch.Tensor],
+    sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
+    h_last: Optional[torch.Tensor],
+    noise: Optional[Callable[[], torch.Tensor]],
+    *,
+    eta: float = 1.0,
+    s_noise: float = 1.0,
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """One solver update, ``(x_next, h)``. Every operation is per element of ``x``, so updating a
+    slice of the frames gives bit for bit the slice of a whole-video update: the wavefront refiner
+    (``sampling/wavefront.py``) updates frames as they are ready with this same function."""
+    if sigma_next == 0:
+        return denoised, h_last
+    h = sigma.log() - sigma_next.log()
+    eta_h = eta * h
+    x = sigma_next / sigma * (-eta_h).exp() * x + (-h - eta_h).expm1().neg() * denoised
+    if old_denoised is not None:
+        r = h_last / h
+        x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
+    if eta:
+        if noise is None:
+            raise ValueError("an SDE step (eta > 0) needs a noise source")
+        x = x + noise().to(x.device, x.dtype) * sigma_next * (-2 * eta_h).expm1().neg().sqrt() * s_noise
+    return x, h
+
+
 def sample_dpmpp_2m_sde(
     denoise: Denoiser,
     x: torch.Tensor,
@@ -94,20 +124,9 @@ def sample_dpmpp_2m_sde(
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, sigma)
-        if sigma_next == 0:
-            x = denoised
-        else:
-            h = sigma.log() - sigma_next.log()
-            eta_h = eta * h
-            x = sigma_next / sigma * (-eta_h).exp() * x + (-h - eta_h).expm1().neg() * denoised
-            if old_denoised is not None:
-                r = h_last / h
-                x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
-            if eta:
-                if noise is None:
-                    raise ValueError("an SDE step (eta > 0) needs a noise source")
-                x = x + noise(i, sigma, sigma_next).to(x.device, x.dtype) * sigma_next * (-2 * eta_h).expm1().neg().sqrt() * s_noise
-            h_last = h
+        draw = None if noise is None else (lambda i=i, a=sigma, b=sigma_next: noise(i, a, b))
+        x, h_last = dpmpp_2m_sde_step(x, denoised, old_denoised, sigma, sigma_next, h_last, draw,
+                                      eta=eta, s_noise=s_noise)
         old_denoised = denoised
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
