@@ -123,14 +123,15 @@ def test_refine_zeroscope_end_to_end(tiny_models):
 
 
 def test_cancel_stops_the_run(ms_enhancer):
-    # 12 frames: 3 VAE-encode slices (steps 1..3), 2 windows x 2 steps of the UNet (4..7), 3 decode slices (8..10)
+    # 12 frames: 3 VAE-encode slices, 2 windows x 2 steps of the UNet, 3 decode slices = 10 units; the
+    # wavefront encodes the 2 slices window 0 covers (units 1, 2), then runs window 0 at step 0 (unit 3)
     unet_calls, decodes, seen = [], [], []
     hooks = [ms_enhancer.unet.register_forward_pre_hook(lambda m, a: unet_calls.append(a[0].shape[0])),
              ms_enhancer.vae.decoder.register_forward_pre_hook(lambda m, a: decodes.append(a[0].shape[0]))]
 
     def stop(done, total, preview):
         seen.append((done, total, len(unet_calls)))
-        if done == 4:  # right after the first window of the first denoising step
+        if done == 3:  # right after the first window of the first denoising step
             raise Cancelled("stop")
 
     try:
@@ -139,8 +140,8 @@ def test_cancel_stops_the_run(ms_enhancer):
     finally:
         for h in hooks:
             h.remove()
-    assert [(d, t) for d, t, _ in seen] == [(1, 10), (2, 10), (3, 10), (4, 10)]  # no step reported after the raise
-    assert [n for _, _, n in seen] == [0, 0, 0, 1]  # one UNet forward (cond+uncond batched) before the stop ...
+    assert [(d, t) for d, t, _ in seen] == [(1, 10), (2, 10), (3, 10)]  # no step reported after the raise
+    assert [n for _, _, n in seen] == [0, 0, 1]  # one UNet forward (cond+uncond batched) before the stop ...
     assert len(unet_calls) == 1 and decodes == []  # ... and nothing of the UNet or the decoder after it
 
 

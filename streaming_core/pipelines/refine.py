@@ -12,8 +12,13 @@ takes the blend cuts from Python's global ``random``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from typing import Iterator, Optional
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -24,7 +29,11 @@ from ..seeds import derive_seed
 from ..sampling.blend import BLEND_MODES, chunk_windows
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
 from ..sampling.vp_schedules import strength_to_timestep
+from ..sampling.wavefront import WavefrontSDEdit
+from ..video_io import iter_video_frames, to_uint8, video_info
 from .enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
+from .long_video import model_fingerprint
+from .refine_state import RefineCheckpoint, RefineStateFolder, digest_file, digest_frames
 
 # SD latent -> RGB approximation for previews (a linear map per channel; SD 1.x/2.x latent space)
 _LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
@@ -117,10 +126,115 @@ def refine(
     return out
 
 
-@torch.no_grad()
 def refine_parts(
     enhancer: Enhancer,
     frames: torch.Tensor,
+    prompt: str,
+    negative_prompt: str = "",
+    mode: str = "randomized",
+    chunk: int = 24,
+    overlap: int = 8,
+    strength: float = 0.6,
+    steps: int = 30,
+    guidance: float = 7.5,
+    seed: int = 0,
+    on_step: Optional[ProgressCallback] = None,
+    **options,
+) -> Iterator[torch.Tensor]:
+    """``refine`` of frames in memory, yielding the output in decoded slices (``refine_stream``)."""
+    check_refine_inputs(frames, mode, chunk, overlap, strength, steps)
+    return refine_stream(enhancer, frames_source(_unit_frames(frames)), prompt, negative_prompt, mode, chunk,
+                         overlap, strength, steps, guidance, seed, on_step, **options)
+
+
+# -- streaming ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrameSource:
+    """A video the refiner reads lazily: ``read(start)`` yields (n, H, W, 3) frames (uint8, or float in
+    0..1) from frame ``start`` to the end, in order. ``fingerprint`` identifies the pixels (a resume
+    state refuses another video); ``fps`` is carried through for writers."""
+
+    num_frames: int
+    height: int
+    width: int
+    fps: Optional[Fraction | float]
+    fingerprint: str
+    read: Callable[[int], Iterator[torch.Tensor]]
+
+
+def frames_source(frames: torch.Tensor, fps: Optional[Fraction | float] = None, slice_frames: int = 16) -> FrameSource:
+    """A source over an (F, H, W, 3) batch already in memory (an IMAGE)."""
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"frames must be a (frames, height, width, 3) tensor, got {shape}.")
+    fingerprint = digest_frames(frames[a:a + slice_frames] for a in range(0, frames.shape[0], slice_frames))
+    return FrameSource(int(frames.shape[0]), int(frames.shape[1]), int(frames.shape[2]), fps, fingerprint,
+                       lambda start: (frames[a:a + slice_frames] for a in range(start, frames.shape[0], slice_frames)))
+
+
+def file_source(path: str | os.PathLike, slice_frames: int = 16) -> FrameSource:
+    """A source over a video file, decoded lazily (PyAV); its fingerprint is a hash of the file's bytes."""
+    info = video_info(path)
+    num = int(info["frames"] or 0)
+    if num <= 0:  # the container does not say: count by decoding once (no frame is kept)
+        num = sum(1 for _ in iter_video_frames(path))
+
+    def read(start: int) -> Iterator[torch.Tensor]:
+        batch = []
+        for frame in iter_video_frames(path, start=start):
+            batch.append(frame)
+            if len(batch) == slice_frames:
+                yield torch.stack(batch)
+                batch = []
+        if batch:
+            yield torch.stack(batch)
+
+    return FrameSource(num, int(info["height"]), int(info["width"]), info["fps"], digest_file(path), read)
+
+
+def _settings(mode, chunk, overlap, strength, steps, guidance, seed, sde_seed, sde_noise, resolution, guidance_rescale,
+              prompt, negative_prompt) -> dict:
+    return {"prompt": prompt, "negative_prompt": negative_prompt, "mode": mode, "chunk": chunk, "overlap": overlap,
+            "strength": float(strength), "steps": steps, "guidance": float(guidance), "seed": int(seed),
+            "sde_seed": sde_seed, "sde_noise": sde_noise, "guidance_rescale": guidance_rescale,
+            "resolution": None if resolution is None else [resolution.width, resolution.height, resolution.pad]}
+
+
+def _identity(enhancer: Enhancer, source: FrameSource, settings: dict) -> dict:
+    model = "/".join(model_fingerprint(m) for m in (enhancer.unet, enhancer.vae, enhancer.text_encoder))
+    return {"video": f"{source.fingerprint}:{source.num_frames}:{source.width}x{source.height}",
+            "model": f"{enhancer.kind}:{model}:{enhancer.dtype}", "settings": settings}
+
+
+def refine_state_name(enhancer: Enhancer, source: FrameSource, prompt: str, negative_prompt: str = "",
+                      mode: str = "randomized", chunk: int = 24, overlap: int = 8, strength: float = 0.6,
+                      steps: int = 30, guidance: float = 7.5, seed: int = 0, *, sde_seed: Optional[int] = None,
+                      sde_noise: str = "gaussian", resolution: Optional[NativeResolution] = None,
+                      guidance_rescale: Optional[float] = None) -> str:
+    """A state folder name that changes with everything that decides the output (an "auto" run name)."""
+    identity = _identity(enhancer, source, _settings(mode, chunk, overlap, strength, steps, guidance, seed, sde_seed,
+                                                     sde_noise, resolution, guidance_rescale, prompt, negative_prompt))
+    return "refine-" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_stream_inputs(source: FrameSource, mode, chunk, overlap, strength, steps, sde_noise, state_dir,
+                         save_every) -> None:
+    if not isinstance(source, FrameSource):
+        raise InputError(f"the video must be a FrameSource (frames_source / file_source), got {type(source).__name__}.")
+    check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps)
+    if sde_noise not in SDE_NOISES:
+        raise InputError(f"unknown sde_noise {sde_noise!r}: use one of {', '.join(SDE_NOISES)}.")
+    if state_dir is not None and sde_noise == "brownian":
+        raise InputError("a resumable refine needs sde_noise 'gaussian' (the official Brownian tree is one "
+                         "whole-video draw, run lock-step): choose gaussian, or run without a state folder.")
+    if save_every < 1:
+        raise InputError(f"save_every must be at least 1 window, got {save_every}.")
+
+
+@torch.no_grad()
+def refine_stream(
+    enhancer: Enhancer,
+    source: FrameSource,
     prompt: str,
     negative_prompt: str = "",
     mode: str = "randomized",
@@ -137,49 +251,148 @@ def refine_parts(
     resolution: Optional[NativeResolution] = None,
     guidance_rescale: Optional[float] = None,
     previews: bool = True,
+    state_dir: Optional[str | os.PathLike] = None,
+    save_every: int = 4,
+    keep_state: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """``refine``, yielding the output in decoded slices so a writer can stream them to disk.
+    """Refine a video read lazily from ``source``, yielding (n, H', W', 3) float32 CPU frames in 0..1 in
+    order as they are final (the frames are as ``refine``'s).
 
-    ``sde_noise``: ``"gaussian"`` (default): an independent draw per step over the whole video (so
-    overlaps still share it), the same law as a Brownian increment at a fixed, small cost.
-    ``"brownian"``: the official torchsde tree, bit-identical to the official code but about 0.9 s of
-    CPU and 12 MB per frame (hours and tens of GB at 1,200 frames). ``sde_seed``: None = derived from
-    ``seed`` for Gaussian draws, the official entropy 0 for the tree. ``guidance_rescale``: None = the
-    enhancer's (MS-Vid2Vid-XL 0.2). ``resolution``: another canvas than the enhancer's native one.
-    Everything is checked before any work starts.
+    ``sde_noise="gaussian"`` (default) runs the wavefront sampler (``sampling/wavefront.py``): RAM and
+    VRAM stay about (steps + 2) windows whatever the length, and the first frames are written while
+    the video is still being read. Its draws are keyed: initial noise by (seed, frame), SDE noise by
+    (sde_seed, step, frame), cuts by (seed, step, overlap), the VAE posterior by (seed, first frame
+    of the VAE slice), so the output equals a lock-step run fed the same draws and a resumed run.
+    ``sde_noise="brownian"``: the official Brownian tree over the whole video, bit-identical to the
+    official code; lock-step (``sdedit_windows``): it reads the whole video first and holds it.
+
+    ``state_dir``: a resume state folder (``refine_state.py``), saved every ``save_every`` windows; if
+    it holds a state of this same video, model and settings, the run continues from it (the finished
+    frames stored there come first); another run's state is refused with what differs. With a state
+    folder every frame is rounded to k/255 (what is stored), so resumed equals uninterrupted exactly.
+    The folder is removed after a finished run unless ``keep_state``. ``sde_seed``: None = ``seed``
+    (gaussian) or the official entropy 0 (brownian). ``guidance_rescale``: None = the enhancer's.
+    ``on_step(done, total, preview)`` after every VAE slice and every (window, step); raise to stop.
+    Everything is checked before any work starts (the checks run at the call, not at the first frame).
     """
-    check_refine_inputs(frames, mode, chunk, overlap, strength, steps, guidance=guidance, seed=seed,
-                        sde_seed=sde_seed, resolution=resolution)
-    if sde_noise not in SDE_NOISES:
-        raise InputError(f"unknown sde_noise {sde_noise!r}: use one of {', '.join(SDE_NOISES)}.")
-    frames = _unit_frames(frames)
-    num = frames.shape[0]
-    plan = plan_frames(frames.shape[1], frames.shape[2], resolution or enhancer.resolution, enhancer.vae_factor)
-    windows = chunk_windows(num, chunk, overlap)
-    slices = math.ceil(num / max(1, enhancer.vae_slice))
-    counter = StepCounter(2 * slices + steps * len(windows), on_step)
+    _check_stream_inputs(source, mode, chunk, overlap, strength, steps, sde_noise, state_dir, save_every)
+    plan = plan_frames(source.height, source.width, resolution or enhancer.resolution, enhancer.vae_factor)
+    settings = _settings(mode, chunk, overlap, strength, steps, guidance, seed, sde_seed, sde_noise, resolution,
+                         guidance_rescale, prompt, negative_prompt)
+    if sde_noise == "brownian":
+        return _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, previews, settings)
+    folder = None if state_dir is None else RefineStateFolder(state_dir)
+    identity = _identity(enhancer, source, settings)
+    resume = folder.load(identity) if folder is not None and folder.exists() else None  # refused here if foreign
+    return _refine_wavefront(enhancer, source, plan, prompt, negative_prompt, on_step, previews, settings, folder,
+                             identity, resume, save_every, keep_state)
 
-    generator = torch.Generator().manual_seed(derive_seed("refine vae posterior", seed))
-    parts = []
-    for part in frames.split(max(1, enhancer.vae_slice)):
-        parts.append(enhancer.encode(place_frames(part, plan), generator))
-        counter.step()
-    z0 = torch.cat(parts, dim=2)
-    del parts
 
+def _vae_slices(source: FrameSource, enhancer: Enhancer, plan, seed: int, counter: StepCounter):
+    """start frame -> clean latents (1, C, n, h, w) per VAE slice from that frame on (a LatentSource)."""
+    size = max(1, enhancer.vae_slice)
+
+    def latents(start: int) -> Iterator[torch.Tensor]:
+        pending, at, seen = [], start, start
+        for part in source.read(start):
+            pending.append(_unit_frames(part))
+            seen += part.shape[0]
+            while sum(p.shape[0] for p in pending) >= size or (seen >= source.num_frames and pending):
+                pixels = torch.cat(pending)
+                take, pending = pixels[:size], [pixels[size:]] if pixels.shape[0] > size else []
+                generator = torch.Generator().manual_seed(derive_seed("refine vae posterior", seed, at))
+                z = enhancer.encode(place_frames(take, plan), generator)
+                counter.step()
+                at += take.shape[0]
+                yield z
+        if at < source.num_frames:
+            raise InputError(f"the video ended after {at} frames; it was announced with {source.num_frames}. "
+                             f"Re-encode the file (its frame count is wrong) and try again.")
+
+    return latents
+
+
+@torch.no_grad()
+def _refine_wavefront(enhancer, source, plan, prompt, negative_prompt, on_step, previews, settings, folder,
+                      identity, resume, save_every, keep_state) -> Iterator[torch.Tensor]:
+    num, size = source.num_frames, max(1, enhancer.vae_slice)
+    windows = len(chunk_windows(num, settings["chunk"], settings["overlap"]))
+    slices = math.ceil(num / size)
+    counter = StepCounter(2 * slices + settings["steps"] * windows, on_step)
     cond, uncond = enhancer.encode_prompts(prompt, negative_prompt)
-    model = enhancer.chunk_model(cond, uncond, guidance, guidance_rescale)
-    t_start = strength_to_timestep(strength, enhancer.table)
+    model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
         counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)
 
-    latents = sdedit_windows(model, z0, enhancer.table, prediction_type=enhancer.prediction_type, t_start=t_start,
-                             steps=steps, chunk=chunk, overlap=overlap, mode=mode, seed=seed,
-                             sde_seed=sde_seed, sde_noise=sde_noise, init=enhancer.init,
-                             on_window=on_window)
+    state, decode, parts = None, [], 0
+    if resume is not None:
+        state = {"tensors": {k: v for k, v in resume.tensors.items() if not k.startswith("decode.")},
+                 "meta": resume.meta["sampler"]}
+        decode = [resume.tensors[f"decode.{i}"].to(enhancer.device) for i in range(resume.meta["decode"])]
+        parts = int(resume.meta["parts"])
+    sampler = WavefrontSDEdit(model, _vae_slices(source, enhancer, plan, settings["seed"], counter), num,
+                              enhancer.table, prediction_type=enhancer.prediction_type,
+                              t_start=strength_to_timestep(settings["strength"], enhancer.table),
+                              steps=settings["steps"], chunk=settings["chunk"], overlap=settings["overlap"],
+                              mode=settings["mode"], seed=settings["seed"], sde_seed=settings["sde_seed"],
+                              init=enhancer.init, on_window=on_window, state=state)
+    if resume is not None:
+        counter.done = math.ceil(sampler.read / size) + parts + sampler.windows_done
+        yield from folder.iter_parts(parts)
+
+    def finish(latents: list) -> torch.Tensor:
+        nonlocal parts
+        pixels = crop_frames(enhancer.decode(torch.cat(latents, dim=2)), plan)
+        counter.step()
+        if folder is not None:
+            pixels = to_uint8(pixels).float() / 255.0
+            folder.save_part(parts, pixels)
+        parts += 1
+        return pixels
+
+    def save() -> None:
+        tensors, meta = sampler.snapshot()
+        tensors.update({f"decode.{i}": z for i, z in enumerate(decode)})
+        folder.save(RefineCheckpoint(tensors, {"identity": identity, "sampler": meta, "parts": parts,
+                                               "decode": len(decode)}))
+
+    admitted = sampler.done[0]
+    for part in sampler.run():
+        if part is not None:
+            decode.extend(part[:, :, j:j + 1] for j in range(part.shape[2]))
+            while len(decode) >= size:
+                out, decode = finish(decode[:size]), decode[size:]
+                yield out
+        if folder is not None and sampler.done[0] != admitted and sampler.done[0] % save_every == 0:
+            admitted = sampler.done[0]
+            save()
+    if decode:
+        yield finish(decode)
+    if folder is not None and not keep_state:
+        folder.remove()
+
+
+@torch.no_grad()
+def _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, previews, settings):
+    """The official-replay path (``sde_noise="brownian"``): one whole-video Brownian tree, lock-step."""
+    num, size = source.num_frames, max(1, enhancer.vae_slice)
+    windows = chunk_windows(num, settings["chunk"], settings["overlap"])
+    counter = StepCounter(2 * math.ceil(num / size) + settings["steps"] * len(windows), on_step)
+    z0 = torch.cat(list(_vae_slices(source, enhancer, plan, settings["seed"], counter)(0)), dim=2)
+    cond, uncond = enhancer.encode_prompts(prompt, negative_prompt)
+    model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
+
+    def on_window(step: int, k: int, x0: torch.Tensor) -> None:
+        counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)
+
+    latents = sdedit_windows(model, z0, enhancer.table, prediction_type=enhancer.prediction_type,
+                             t_start=strength_to_timestep(settings["strength"], enhancer.table),
+                             steps=settings["steps"], chunk=settings["chunk"], overlap=settings["overlap"],
+                             mode=settings["mode"], seed=settings["seed"], sde_seed=settings["sde_seed"],
+                             sde_noise="brownian", init=enhancer.init, on_window=on_window)
     del z0
-    for part in latents.split(max(1, enhancer.vae_slice), dim=2):
+    for part in latents.split(size, dim=2):
         pixels = crop_frames(enhancer.decode(part), plan)
         counter.step()
         yield pixels
