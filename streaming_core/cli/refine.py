@@ -1,6 +1,11 @@
 """``refine``: enhance a long video with the randomized-blend refiner (MS-Vid2Vid-XL or a diffusers UNet3D).
 
     python -m streaming_core refine --enhancer models/streamingt2v --video in.mp4 --prompt "..." --out out.mp4
+
+Streams: frames are read from the input as the wavefront needs them and written as they are final,
+so RAM does not grow with the length (``--sde-noise brownian`` excepted: lock-step, whole video).
+A resume state is saved next to the output (``OUT.state/``); an interrupted run continues with
+``--resume OUT.state`` to exactly the video an uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from .devices import add_memory_arguments
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--enhancer", nargs="+", required=True, metavar="PATH",
@@ -38,6 +44,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                         help="UNet dtype (auto: fp16 on GPU, fp32 on CPU)")
     parser.add_argument("--fps", type=float, default=None, help="output frame rate (default: the input's)")
+    parser.add_argument("--resume", metavar="STATE", help="continue an interrupted run from its state folder")
+    parser.add_argument("--state", metavar="DIR", help="where to keep the resume state (default: OUT.state)")
+    parser.add_argument("--keep-state", action="store_true", help="keep the resume state after a finished run")
+    parser.add_argument("--save-every", type=int, default=4, help="save the resume state every N windows (default 4)")
     add_memory_arguments(parser)
 
 
@@ -47,8 +57,9 @@ def run(args) -> int:
     from .devices import load_device, manage_memory, pick_device, pick_dtype
     from ..errors import InputError
     from ..pipelines.enhancer import NativeResolution
-    from ..pipelines.refine import check_refine_settings, refine_parts
-    from ..video_io import VideoWriter, read_video, video_info
+    from ..pipelines.refine import check_refine_settings, file_source, refine_stream
+    from ..pipelines.refine_state import RefineStateFolder
+    from ..video_io import VideoWriter
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
@@ -56,17 +67,23 @@ def run(args) -> int:
     for name in ("width", "height"):
         if getattr(args, name) is not None:
             validation.whole(name, getattr(args, name), low=1, fix="leave it out for the enhancer's own canvas")
-    # with one side given, the other is the enhancer's: the canvas is then checked by refine_parts
+    # with one side given, the other is the enhancer's: the canvas is then checked by refine_stream
     given = NativeResolution(args.width, args.height) if args.width and args.height else None
     check_refine_settings(args.mode, args.chunk, args.overlap, args.strength, args.steps, args.guidance, args.seed,
                           args.sde_seed, given)
     if args.fps is not None:
         validation.fps(args.fps)
     validation.output_path(args.out, [args.video, *args.enhancer])
-    frames = read_video(args.video)
-    if frames.shape[0] < args.chunk:
-        raise InputError(f"{args.video} has {frames.shape[0]} frames, fewer than one chunk of {args.chunk}: "
-                         f"use --chunk {frames.shape[0]} or a longer video.")
+    source = file_source(args.video)  # read lazily: only the frame count and a hash of the file now
+    if source.num_frames < args.chunk:
+        raise InputError(f"{args.video} has {source.num_frames} frames, fewer than one chunk of {args.chunk}: "
+                         f"use --chunk {source.num_frames} or a longer video.")
+    state = None if args.sde_noise == "brownian" else (args.resume or args.state or str(args.out) + ".state")
+    if state is not None and not args.resume and RefineStateFolder(state).exists():
+        raise InputError(f"an unfinished run left its resume state at {state}: continue it with --resume {state}, "
+                         f"or delete that folder to start over.")
+    if args.resume and not RefineStateFolder(args.resume).exists():
+        raise InputError(f"no resume state at {args.resume}: give the STATE folder an interrupted run left.")
     enhancer = load_enhancer(args.enhancer, device=load_device(args, device), dtype=dtype)
     manage_memory(args, device, {"unet": [enhancer.unet], "text_encoder": [enhancer.text_encoder],
                                  "vae": [enhancer.vae]}, denoisers=("unet",))
@@ -74,22 +91,31 @@ def run(args) -> int:
     native = enhancer.resolution
     resolution = NativeResolution(args.width or native.width, args.height or native.height,
                                   pad=native.pad and not args.no_pad)
+    count, size, units = 0, None, [0, 0]
 
     def progress(done: int, total: int, preview=None) -> None:
-        print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
+        units[:] = [done, total]
+        print(f"\r{done}/{total} units (VAE slices + window x step), {count}/{source.num_frames} frames final",
+              end="", file=sys.stderr, flush=True)
 
-    fps = args.fps if args.fps is not None else (video_info(args.video).get("fps") or 8)
-    parts = refine_parts(enhancer, frames, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
-                         overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
-                         seed=args.seed, on_step=progress, sde_seed=args.sde_seed,
-                         sde_noise=args.sde_noise, resolution=resolution, previews=False)
-    count, size = 0, None
-    with VideoWriter(args.out, fps) as writer:  # published only when the whole video is written
-        for part in parts:
-            h, w = part.shape[1:3]
-            part = part[:, : h - h % 2, : w - w % 2]  # H.264 needs even sizes
-            writer.write(part)
-            count, size = count + part.shape[0], tuple(part.shape[1:3])
+    parts = refine_stream(enhancer, source, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
+                          overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
+                          seed=args.seed, on_step=progress, sde_seed=args.sde_seed, sde_noise=args.sde_noise,
+                          resolution=resolution, previews=False, state_dir=state, save_every=args.save_every,
+                          keep_state=args.keep_state)
+    fps = args.fps if args.fps is not None else (source.fps or 8)
+    try:
+        with VideoWriter(args.out, fps) as writer:  # published only when the whole video is written
+            for part in parts:
+                h, w = part.shape[1:3]
+                part = part[:, : h - h % 2, : w - w % 2]  # H.264 needs even sizes
+                writer.write(part)
+                count, size = count + part.shape[0], tuple(part.shape[1:3])
+                progress(*units)
+    except KeyboardInterrupt:
+        where = f"; continue with: --resume {state}" if state else ""
+        print(f"\ninterrupted after {count} frames{where}", file=sys.stderr)
+        return 130
     print(file=sys.stderr)
     print(f"wrote {args.out}: {count} frames, {size[1]}x{size[0]}")
     return 0

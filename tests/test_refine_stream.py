@@ -1,0 +1,148 @@
+"""The streamed refiner on the tiny enhancer: wavefront = lock-step bitwise through the real guided UNet,
+resume after an exception (pipeline and CLI) equals the uninterrupted run, foreign state refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from streaming_core.checkpoints.enhancer import load_enhancer
+from streaming_core.cli import main
+from streaming_core.errors import Cancelled, InputError
+from streaming_core.pipelines.refine import file_source, frames_source, refine_stream
+from streaming_core.pipelines.refine_state import RefineStateFolder
+from streaming_core.sampling.blend import chunk_windows
+from streaming_core.sampling.keyed_draws import lockstep_draws
+from streaming_core.sampling.sdedit import sdedit_windows
+from streaming_core.sampling.wavefront import wavefront_sdedit
+from streaming_core.tiny.enhancer import TINY_RESOLUTION, write_tiny_enhancers
+from streaming_core import video_io
+from streaming_core.video_io import read_video, write_video
+
+RUN = dict(chunk=8, overlap=4, steps=2, resolution=TINY_RESOLUTION, previews=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    return write_tiny_enhancers(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def enhancer(tiny_models):
+    return load_enhancer(tiny_models["ms_vid2vid_xl"])
+
+
+def video(frames=20, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, size, size, 3, generator=g)
+    return (base + torch.linspace(0, 0.3, frames).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def run_all(enhancer, frames, **kw):
+    return torch.cat(list(refine_stream(enhancer, frames_source(frames), "a red car", **{**RUN, **kw})))
+
+
+@pytest.mark.parametrize("mode", ["randomized", "shared_noise", "independent"])
+def test_wavefront_equals_lockstep_bitwise_through_the_tiny_guided_unet(enhancer, mode):
+    model = enhancer.chunk_model(*enhancer.encode_prompts("a red car"), 7.5)
+    z0 = torch.randn(1, 4, 22, 4, 4, generator=torch.Generator().manual_seed(1))
+    kw = dict(prediction_type=enhancer.prediction_type, t_start=599, steps=3, chunk=8, overlap=3, mode=mode, seed=5,
+              init=enhancer.init)
+    noise, offsets, increments = lockstep_draws(z0[:, :, 0].shape, chunk_windows(22, 8, 3), mode, 5, None, 3)
+    expected = sdedit_windows(model, z0, enhancer.table, noise=noise, offsets=offsets, brownian=increments,
+                              sde_noise="gaussian", **kw)
+    got = torch.cat(list(wavefront_sdedit(model, z0, enhancer.table, **kw)), dim=2)
+    assert torch.equal(got, expected)
+
+
+def test_resume_after_an_exception_equals_the_uninterrupted_run(enhancer, tmp_path):
+    frames = video(28)  # 6 windows of 8 overlapping by 4
+    full = run_all(enhancer, frames, state_dir=tmp_path / "full")
+    assert not (tmp_path / "full").exists()  # removed after a finished run
+    assert torch.equal(full, (full * 255).round() / 255)  # with a state folder the frames are k/255
+
+    state, unet_calls = tmp_path / "state", []
+    hook = enhancer.unet.register_forward_pre_hook(lambda m, a: unet_calls.append(1))
+    try:
+        def stop(done, total, preview):
+            if done == 14:
+                raise Cancelled("stop")
+
+        got = []
+        with pytest.raises(Cancelled):
+            for part in refine_stream(enhancer, frames_source(frames), "a red car", on_step=stop, state_dir=state,
+                                      save_every=1, **RUN):
+                got.append(part)
+        assert RefineStateFolder(state).exists() and got  # some frames were final before the stop
+        before = len(unet_calls)
+        resumed = torch.cat(list(refine_stream(enhancer, frames_source(frames), "a red car", state_dir=state,
+                                               save_every=1, **RUN)))
+    finally:
+        hook.remove()
+    assert torch.equal(resumed, full)
+    assert len(unet_calls) - before < 6 * 2  # it continued: fewer window runs than a whole run
+    assert not state.exists()
+
+
+def test_a_state_folder_of_another_run_is_refused_saying_what_differs(enhancer, tiny_models, tmp_path):
+    frames, state = video(20), tmp_path / "state"
+
+    def stop(done, total, preview):
+        if done == 10:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        list(refine_stream(enhancer, frames_source(frames), "a red car", on_step=stop, state_dir=state, save_every=1,
+                           **RUN))
+    assert RefineStateFolder(state).exists()
+    with pytest.raises(InputError, match="another input video"):
+        refine_stream(enhancer, frames_source(video(20, seed=1)), "a red car", state_dir=state, **RUN)
+    with pytest.raises(InputError, match=r"other settings: seed 0 there, 1 now"):
+        refine_stream(enhancer, frames_source(frames), "a red car", seed=1, state_dir=state, **RUN)
+    with pytest.raises(InputError, match="other settings: prompt"):
+        refine_stream(enhancer, frames_source(frames), "a blue boat", state_dir=state, **RUN)
+    zeroscope = load_enhancer(tiny_models["zeroscope"])
+    with pytest.raises(InputError, match="another enhancer model"):
+        refine_stream(zeroscope, frames_source(frames), "a red car", state_dir=state, **RUN)
+    with pytest.raises(InputError, match="Brownian tree"):
+        refine_stream(enhancer, frames_source(frames), "a red car", state_dir=state, sde_noise="brownian", **RUN)
+
+
+def test_cli_refine_resumes_an_interrupted_run_to_the_same_video(tiny_models, tmp_path, capsys, monkeypatch):
+    src = tmp_path / "in.mp4"
+    write_video(src, video(28), fps=8)
+    args = ["refine", "--enhancer", str(tiny_models["ms_vid2vid_xl"]), "--video", str(src), "--prompt", "a car",
+            "--chunk", "8", "--overlap", "4", "--steps", "2", "--width", "48", "--height", "32", "--device", "cpu",
+            "--save-every", "1"]
+    assert main(args + ["--out", str(tmp_path / "full.mp4")]) == 0, capsys.readouterr().err
+    assert not (tmp_path / "full.mp4.state").exists()
+
+    real_write, written = video_io.VideoWriter.write, []
+
+    def interrupt_after_two_parts(self, frames):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(frames.shape[0])
+        real_write(self, frames)
+
+    monkeypatch.setattr(video_io.VideoWriter, "write", interrupt_after_two_parts)
+    out = tmp_path / "out.mp4"
+    assert main(args + ["--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"--resume {out}.state" in err and "frames final" in err and not out.exists()
+    assert main(args + ["--out", str(out)]) == 2  # a fresh start would silently drop the state: refused
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(video_io.VideoWriter, "write", real_write)
+    assert main(args + ["--out", str(out), "--resume", f"{out}.state"]) == 0, capsys.readouterr().err
+    assert torch.equal(read_video(out), read_video(tmp_path / "full.mp4"))
+    assert not (tmp_path / "out.mp4.state").exists()
+
+
+def test_file_source_reads_lazily_from_any_frame(tmp_path):
+    src = tmp_path / "in.mp4"
+    write_video(src, video(10), fps=8)
+    source = file_source(src, slice_frames=4)
+    assert (source.num_frames, source.height, source.width) == (10, 16, 16) and float(source.fps) == 8
+    parts = list(source.read(3))
+    assert [p.shape[0] for p in parts] == [4, 3] and parts[0].dtype == torch.uint8
+    assert torch.equal(torch.cat(parts).float() / 255, read_video(src)[3:])
