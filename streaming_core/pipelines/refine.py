@@ -7,7 +7,11 @@ blending (``sampling/sdedit.py``) -> decode in slices -> padding removed.
 Differences from the official driver, on purpose: any frame count >= one chunk works (the last
 chunk moves back to end at the last frame; the official trims the video to 16k + 8 frames), the
 black bars are removed from the output, and every random draw comes from ``seed`` (the official
-takes the blend cuts from Python's global ``random``).
+takes the blend cuts from Python's global ``random``), keyed by what it belongs to (frame, step,
+overlap, VAE slice) so the default path streams: ``refine_stream`` reads the video lazily, runs the
+wavefront sampler (``sampling/wavefront.py``) and yields frames as they are final, with bounded
+memory and an optional resume state (``refine_state.py``). ``sde_noise="brownian"`` (official
+replay) stays lock-step over the whole video.
 """
 
 from __future__ import annotations

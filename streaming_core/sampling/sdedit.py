@@ -33,6 +33,13 @@ Everything random is a parameter or replayable: the init noise (``noise`` or a t
 seeded with ``seed``), the cuts (``offsets`` recorded per step, or ``random.Random(seed)``), and the
 SDE noise (``brownian`` recorded increments, or a source seeded with ``sde_seed``: by default the
 official entropy 0 for the Brownian tree, a seed derived from ``seed`` for Gaussian draws).
+
+This lock-step sampler holds the whole video. The refiner's default (Gaussian SDE noise) runs the
+same computation as a wavefront with bounded state (``sampling/wavefront.py``), whose draws are keyed
+by (seed, step, frame) and (seed, step, overlap) (``sampling/keyed_draws.py``); fed those draws as
+replays (``lockstep_draws``), this function gives its result bit for bit. Lock-step stays the path
+of the official replay (``sde_noise="brownian"``: one Brownian tree over the whole video, and the
+parity fixtures' recorded draws).
 """
 
 from __future__ import annotations
