@@ -5,8 +5,8 @@ tiny random-weight models, at two lengths: memory that does not grow with the le
 
 Every measurement is a fresh process (its own ``ru_maxrss``) that runs the CLI in-process with two
 counters attached: frames read from the input, and the input frames read when the first output frame
-was written. Output size 320x192: refine fits a 160x96 input into a 320x192 canvas (no padding);
-upscale takes 80x48 (x4). The weights are random: this measures memory and time, not quality.
+was written. Output size W x H (default 320x192): refine fits a W/2 x H/2 input into a W x H canvas (no padding);
+upscale takes W/4 x H/4 (x4). The weights are random: this measures memory and time, not quality.
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ def make_input(path: Path, frames: int, width: int, height: int) -> None:
             writer.write(torch.stack(batch))
 
 
-def measure(args_list: list[str], pythonpath: Path) -> dict:
+def measure(args_list: list[str], pythonpath: Path, threads=None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args_list)], env=env, capture_output=True,
                           text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -87,6 +89,9 @@ def main() -> int:
     parser.add_argument("--stages", nargs="+", default=["refine", "upscale"], choices=["refine", "upscale"])
     parser.add_argument("--steps", type=int, default=3, help="refine solver steps (default 3)")
     parser.add_argument("--upscale-steps", type=int, default=2)
+    parser.add_argument("--size", type=int, nargs=2, default=[320, 192], metavar=("W", "H"),
+                        help="output size (default 320 192); refine reads W/2 x H/2, upscale W/4 x H/4")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the measured process")
     parser.add_argument("--models-dir", default=None, help="tiny models (written here if missing; default: a temp dir)")
     parser.add_argument("--code", default=str(ROOT), help="the checkout to measure (PYTHONPATH), e.g. another branch")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -97,23 +102,24 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_stream_"))
     models = Path(args.models_dir or work / "models")
     write_tree(models, only=["MS-Vid2Vid-XL", "Stream-DiffVSR"])
+    width, height = args.size
     results = []
     for stage in args.stages:
         for frames in args.frames:
             out = work / f"{stage}_{frames}.mp4"
             if stage == "refine":
                 src = work / f"in_refine_{frames}.mp4"
-                make_input(src, frames, 160, 96)
+                make_input(src, frames, width // 2, height // 2)
                 cli = ["refine", "--enhancer", str(models / "streamingt2v"), "--video", str(src), "--prompt", "a car",
-                       "--out", str(out), "--steps", str(args.steps), "--width", "320", "--height", "192",
+                       "--out", str(out), "--steps", str(args.steps), "--width", str(width), "--height", str(height),
                        "--no-pad", "--device", "cpu"]
             else:
                 src = work / f"in_upscale_{frames}.mp4"
-                make_input(src, frames, 80, 48)
+                make_input(src, frames, width // 4, height // 4)
                 sdvsr = models / SDVSR_DIR / SDVSR_NAME
                 cli = ["upscale", "--sdvsr", str(sdvsr), "--video", str(src), "--out", str(out),
                        "--steps", str(args.upscale_steps), "--device", "cpu"]
-            r = measure(cli, Path(args.code))
+            r = measure(cli, Path(args.code), args.threads)
             r.update(stage=stage, frames=frames, seconds_per_frame=r["seconds"] / frames)
             results.append(r)
             print(json.dumps(r), flush=True)

@@ -221,8 +221,9 @@ def refine_state_name(enhancer: Enhancer, source: FrameSource, prompt: str, nega
     return "refine-" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _check_stream_inputs(source: FrameSource, mode, chunk, overlap, strength, steps, sde_noise, state_dir,
-                         save_every) -> None:
+def check_stream_settings(source: FrameSource, mode, chunk, overlap, strength, steps, sde_noise, state_dir=None,
+                          save_every: int = 4) -> None:
+    """Everything ``refine_stream`` checks that needs no model (call it before loading one)."""
     if not isinstance(source, FrameSource):
         raise InputError(f"the video must be a FrameSource (frames_source / file_source), got {type(source).__name__}.")
     check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps)
@@ -279,7 +280,7 @@ def refine_stream(
     ``on_step(done, total, preview)`` after every VAE slice and every (window, step); raise to stop.
     Everything is checked before any work starts (the checks run at the call, not at the first frame).
     """
-    _check_stream_inputs(source, mode, chunk, overlap, strength, steps, sde_noise, state_dir, save_every)
+    check_stream_settings(source, mode, chunk, overlap, strength, steps, sde_noise, state_dir, save_every)
     plan = plan_frames(source.height, source.width, resolution or enhancer.resolution, enhancer.vae_factor)
     settings = _settings(mode, chunk, overlap, strength, steps, guidance, seed, sde_seed, sde_noise, resolution,
                          guidance_rescale, prompt, negative_prompt)
