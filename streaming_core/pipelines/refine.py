@@ -284,7 +284,7 @@ def refine_stream(
     plan = plan_frames(source.height, source.width, resolution or enhancer.resolution, enhancer.vae_factor)
     settings = _settings(mode, chunk, overlap, strength, steps, guidance, seed, sde_seed, sde_noise, resolution,
                          guidance_rescale, prompt, negative_prompt)
-    if sde_noise == "brownian":
+    if sde_noise == "brownian":  # the official replay: one whole-video Brownian tree, so it stays lock-step
         return _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, previews, settings)
     folder = None if state_dir is None else RefineStateFolder(state_dir)
     identity = _identity(enhancer, source, settings)
