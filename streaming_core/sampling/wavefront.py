@@ -91,7 +91,7 @@ class WavefrontSDEdit:
     count the frames alive (solver frames plus clean latents read ahead).
     """
 
-    def __init__(self, model: ChunkModel, latents: Callable[[int], Iterator[torch.Tensor]], num_frames: int,
+    def __init__(self, model: ChunkModel, latents: LatentSource, num_frames: int,
                  table: VPSigmaTable, *, prediction_type: str, t_start: int, steps: int, chunk: int = 24,
                  overlap: int = 8, mode: str = "randomized", seed: int = 0, sde_seed: Optional[int] = None,
                  eta: float = 1.0, s_noise: float = 1.0, init: str = "modelscope",
