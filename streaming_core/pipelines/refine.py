@@ -146,7 +146,8 @@ def refine_parts(
     **options,
 ) -> Iterator[torch.Tensor]:
     """``refine`` of frames in memory, yielding the output in decoded slices (``refine_stream``)."""
-    check_refine_inputs(frames, mode, chunk, overlap, strength, steps)
+    check_refine_inputs(frames, mode, chunk, overlap, strength, steps, guidance=guidance, seed=seed,
+                        sde_seed=options.get("sde_seed"), resolution=options.get("resolution"))
     return refine_stream(enhancer, frames_source(_unit_frames(frames)), prompt, negative_prompt, mode, chunk,
                          overlap, strength, steps, guidance, seed, on_step, **options)
 
@@ -222,11 +223,11 @@ def refine_state_name(enhancer: Enhancer, source: FrameSource, prompt: str, nega
 
 
 def check_stream_settings(source: FrameSource, mode, chunk, overlap, strength, steps, sde_noise, state_dir=None,
-                          save_every: int = 4) -> None:
+                          save_every: int = 4, **settings) -> None:
     """Everything ``refine_stream`` checks that needs no model (call it before loading one)."""
     if not isinstance(source, FrameSource):
         raise InputError(f"the video must be a FrameSource (frames_source / file_source), got {type(source).__name__}.")
-    check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps)
+    check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps, **settings)
     if sde_noise not in SDE_NOISES:
         raise InputError(f"unknown sde_noise {sde_noise!r}: use one of {', '.join(SDE_NOISES)}.")
     if state_dir is not None and sde_noise == "brownian":
@@ -280,7 +281,8 @@ def refine_stream(
     ``on_step(done, total, preview)`` after every VAE slice and every (window, step); raise to stop.
     Everything is checked before any work starts (the checks run at the call, not at the first frame).
     """
-    check_stream_settings(source, mode, chunk, overlap, strength, steps, sde_noise, state_dir, save_every)
+    check_stream_settings(source, mode, chunk, overlap, strength, steps, sde_noise, state_dir, save_every,
+                          guidance=guidance, seed=seed, sde_seed=sde_seed, resolution=resolution)
     plan = plan_frames(source.height, source.width, resolution or enhancer.resolution, enhancer.vae_factor)
     settings = _settings(mode, chunk, overlap, strength, steps, guidance, seed, sde_seed, sde_noise, resolution,
                          guidance_rescale, prompt, negative_prompt)
