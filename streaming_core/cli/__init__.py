@@ -1,4 +1,5 @@
-"""Command-line entry point: ``python -m streaming_core <command> ...``.
+"""Command-line entry point: ``python -m streaming_core <command> ...``, or ``streaming-long-video
+<command> ...`` once the core is installed (``pip install .``; see pyproject's ``[project.scripts]``).
 
 Each command lives in its own module under ``streaming_core.cli`` exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen command's module is imported,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -27,9 +29,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+CONSOLE_COMMAND = "streaming-long-video"  # pyproject's [project.scripts] name
+
+
+def program_name() -> str:
+    """How the user called us: the installed console command, else ``python -m streaming_core``."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return CONSOLE_COMMAND if called == CONSOLE_COMMAND else "python -m streaming_core"
+
+
 def _top_level_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m streaming_core",
+        prog=program_name(),
         description="StreamingT2V long-video generation and Stream-DiffVSR upscaling.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()),
@@ -50,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"python -m streaming_core {name}", description=help_)
+    parser = argparse.ArgumentParser(prog=f"{program_name()} {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
