@@ -38,6 +38,18 @@ def program_name() -> str:
     return CONSOLE_COMMAND if called == CONSOLE_COMMAND else "python -m streaming_core"
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default: appended as "(default: X)" unless the help text already
+    says it or there is none to show (a flag, or None: the help then says what happens instead)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text.lower()
+                or action.default in (None, False, argparse.SUPPRESS) or action.default == []):
+            return text
+        return super()._get_help_string(action)
+
+
 def _top_level_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=program_name(),
@@ -61,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"{program_name()} {name}", description=help_)
+    parser = argparse.ArgumentParser(prog=f"{program_name()} {name}", description=help_,
+                                     formatter_class=HelpWithDefaults)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:

@@ -31,8 +31,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sde-noise", default="gaussian", choices=("brownian", "gaussian"),
                         help="SDE noise: the official Brownian tree (exact, slow and memory-hungry for long videos) "
                              "or an independent Gaussian per step (same law, fixed cost)")
-    parser.add_argument("--width", type=int, default=None, help="target canvas width (default: the model's native)")
-    parser.add_argument("--height", type=int, default=None, help="target canvas height (default: the model's native)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="target canvas width (default: the model's native; on tiny test weights the video's own)")
+    parser.add_argument("--height", type=int, default=None,
+                        help="target canvas height (default: the model's native; on tiny test weights the video's own)")
     parser.add_argument("--no-pad", action="store_true", help="do not pad to the native canvas (fit only)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
@@ -46,9 +48,11 @@ def run(args) -> int:
     from ..checkpoints.enhancer import load_enhancer
     from .devices import load_device, manage_memory, pick_device, pick_dtype
     from ..errors import InputError
-    from ..pipelines.enhancer import NativeResolution
+    from ..pipelines.enhancer import NativeResolution, plan_frames
     from ..pipelines.refine import check_refine_settings, refine_parts
+    from ..tiny.marker import tiny_weights_note
     from ..video_io import VideoWriter, read_video, video_info
+    from .progress_bar import ProgressBar
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
@@ -74,9 +78,24 @@ def run(args) -> int:
     native = enhancer.resolution
     resolution = NativeResolution(args.width or native.width, args.height or native.height,
                                   pad=native.pad and not args.no_pad)
-
-    def progress(done: int, total: int, preview=None) -> None:
-        print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
+    tiny = tiny_weights_note(args.enhancer, enhancer)
+    hint = "fewer --steps or a smaller --width/--height make it shorter"
+    if tiny:
+        print(f"note: {tiny}", file=sys.stderr)
+        if args.width is None and args.height is None:
+            # the native 1280x720 canvas costs tiny random models as much attention as real ones
+            # (minutes per step on a CPU) for noise: refine at the video's own size instead
+            resolution = NativeResolution(frames.shape[2], frames.shape[1], pad=False)
+            print(f"tiny test weights: refining on the video's own {frames.shape[2]}x{frames.shape[1]} canvas "
+                  f"instead of the model's native {native.width}x{native.height} (give --width/--height to choose)",
+                  file=sys.stderr)
+    canvas = plan_frames(frames.shape[1], frames.shape[2], resolution, enhancer.vae_factor).canvas
+    print(f"refining {frames.shape[0]} frames on a {canvas[1]}x{canvas[0]} canvas, {args.steps} steps per chunk "
+          f"of {args.chunk}", file=sys.stderr)
+    if device.type == "cpu" and canvas[0] * canvas[1] > 512 * 512:
+        print(f"warning: a {canvas[1]}x{canvas[0]} canvas on the CPU takes minutes per step, hours in all; "
+              "a GPU (--device cuda) or a smaller --width/--height is much faster", file=sys.stderr)
+    progress = ProgressBar("refine ", long_run_hint=hint)
 
     fps = args.fps if args.fps is not None else (video_info(args.video).get("fps") or 8)
     parts = refine_parts(enhancer, frames, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
@@ -90,6 +109,5 @@ def run(args) -> int:
             part = part[:, : h - h % 2, : w - w % 2]  # H.264 needs even sizes
             writer.write(part)
             count, size = count + part.shape[0], tuple(part.shape[1:3])
-    print(file=sys.stderr)
     print(f"wrote {args.out}: {count} frames, {size[1]}x{size[0]}")
     return 0
