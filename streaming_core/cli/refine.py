@@ -43,6 +43,22 @@ def add_arguments(parser) -> None:
     add_memory_arguments(parser)
 
 
+def choose_resolution(native, height: int, width: int, args, tiny: bool):
+    """(the canvas to refine on, a line saying why where it is not the model's native one or the one asked).
+
+    On tiny test weights with no --width/--height, the video's own size without padding: the native
+    1280x720 canvas costs tiny random models nearly the attention cost of the real ones (minutes per
+    step on a CPU) and buys nothing but noise."""
+    from ..pipelines.enhancer import NativeResolution
+
+    if tiny and args.width is None and args.height is None:
+        return (NativeResolution(width, height, pad=False),
+                f"tiny test weights: refining on the video's own {width}x{height} canvas instead of the model's "
+                f"native {native.width}x{native.height} (give --width/--height to choose)")
+    return NativeResolution(args.width or native.width, args.height or native.height,
+                            pad=native.pad and not args.no_pad), None
+
+
 def run(args) -> int:
     from .. import validation
     from ..checkpoints.enhancer import load_enhancer
@@ -75,20 +91,13 @@ def run(args) -> int:
     manage_memory(args, device, {"unet": [enhancer.unet], "text_encoder": [enhancer.text_encoder],
                                  "vae": [enhancer.vae]}, denoisers=("unet",))
     print(f"enhancer: {enhancer.describe()}", file=sys.stderr)
-    native = enhancer.resolution
-    resolution = NativeResolution(args.width or native.width, args.height or native.height,
-                                  pad=native.pad and not args.no_pad)
     tiny = tiny_weights_note(args.enhancer, enhancer)
-    hint = "fewer --steps or a smaller --width/--height make it shorter"
     if tiny:
         print(f"note: {tiny}", file=sys.stderr)
-        if args.width is None and args.height is None:
-            # the native 1280x720 canvas costs tiny random models as much attention as real ones
-            # (minutes per step on a CPU) for noise: refine at the video's own size instead
-            resolution = NativeResolution(frames.shape[2], frames.shape[1], pad=False)
-            print(f"tiny test weights: refining on the video's own {frames.shape[2]}x{frames.shape[1]} canvas "
-                  f"instead of the model's native {native.width}x{native.height} (give --width/--height to choose)",
-                  file=sys.stderr)
+    resolution, why = choose_resolution(enhancer.resolution, frames.shape[1], frames.shape[2], args, bool(tiny))
+    if why:
+        print(why, file=sys.stderr)
+    hint = "fewer --steps or a smaller --width/--height make it shorter"
     canvas = plan_frames(frames.shape[1], frames.shape[2], resolution, enhancer.vae_factor).canvas
     print(f"refining {frames.shape[0]} frames on a {canvas[1]}x{canvas[0]} canvas, {args.steps} steps per chunk "
           f"of {args.chunk}", file=sys.stderr)

@@ -1,5 +1,6 @@
-"""How tiny test weights are recognised when they are used: ``make-tiny`` leaves a marker file at the
-root of the tree it writes, and a loaded model far smaller than the real one is named too.
+"""How tiny test weights are recognised when they are used: by the loaded models' parameter count (the
+real ones have hundreds of millions to billions, the tiny ones well under 0.1 B), and ``make-tiny``
+leaves a marker file at the root of the tree it writes that says where they came from.
 
 The commands say "tiny test weights" when they run on such files, so a noise video (or a canvas chosen
 for speed) is never mistaken for what the real models make.
@@ -61,13 +62,14 @@ def parameter_count(*modules) -> int:
 
 
 def tiny_weights_note(paths: Iterable[Optional[str | os.PathLike]], *modules) -> Optional[str]:
-    """A one-line note when the weights in ``paths`` (the loaded ``modules``) are tiny test weights, else None."""
-    for path in paths:
-        if path is not None and (root := tiny_tree_of(path)) is not None:
-            return (f"tiny test weights: {root} was written by make-tiny ({MARKER}); the models are random "
-                    "and the output is noise, not a trained model's video")
+    """A one-line note when the loaded ``modules`` (read from ``paths``) are tiny test weights, else None.
+
+    Decided by their parameter count, so real weights put into a folder that also holds make-tiny's
+    marker are never called test weights; the marker only says where the tiny files came from."""
     count = parameter_count(*modules)
-    if 0 < count < TEST_SIZED_PARAMETERS:
-        return (f"tiny test weights? the loaded models have only {count / 1e6:.1f} M parameters (the real ones "
-                "have billions); the output will not be a trained model's video")
-    return None
+    if not 0 < count < TEST_SIZED_PARAMETERS:
+        return None
+    root = next((r for r in (tiny_tree_of(p) for p in paths if p is not None) if r is not None), None)
+    where = f"written by make-tiny in {root}" if root else "no make-tiny marker, but"
+    return (f"tiny test weights ({where}; {count / 1e6:.1f} M parameters, the real models have billions): "
+            "the output is noise, not a trained model's video")
