@@ -70,6 +70,6 @@ def tiny_weights_note(paths: Iterable[Optional[str | os.PathLike]], *modules) ->
     if not 0 < count < TEST_SIZED_PARAMETERS:
         return None
     root = next((r for r in (tiny_tree_of(p) for p in paths if p is not None) if r is not None), None)
-    where = f"written by make-tiny in {root}" if root else "no make-tiny marker, but"
+    where = f"written by make-tiny in {root}" if root else "by their size"
     return (f"tiny test weights ({where}; {count / 1e6:.1f} M parameters, the real models have billions): "
             "the output is noise, not a trained model's video")
