@@ -23,10 +23,22 @@ pytestmark = pytest.mark.slow  # two pip installs, ~5 s together
 PROJECT_FILES = ("pyproject.toml", "README.md", "__init__.py", "streaming_core", "nodes")
 
 
-def _venv(where: Path) -> Path:
+def _skip_unless_buildable_offline() -> None:
+    """The build runs without isolation (nothing downloaded): this interpreter's pip and setuptools build it
+    (setuptools 64+ for editable installs, and 70.1+ or the wheel package for wheels)."""
     for module in ("pip", "setuptools"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"building the package offline needs {module} in this interpreter ({sys.executable})")
+    import setuptools
+
+    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
+    if version < (64,) or (version < (70, 1) and importlib.util.find_spec("wheel") is None):
+        pytest.skip(f"setuptools {setuptools.__version__} here cannot build a wheel offline (needs 70.1+, or 64+ "
+                    "with the wheel package)")
+
+
+def _venv(where: Path) -> Path:
+    _skip_unless_buildable_offline()
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
     site = Path(sysconfig.get_paths(vars={"base": str(where), "platbase": str(where)})["purelib"])
     (site / "outer_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
