@@ -6,6 +6,7 @@ through a .pth file, with --no-deps --no-build-isolation so nothing is downloade
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import shutil
 import subprocess
@@ -29,12 +30,11 @@ def _skip_unless_buildable_offline() -> None:
     for module in ("pip", "setuptools"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"building the package offline needs {module} in this interpreter ({sys.executable})")
-    import setuptools
-
-    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
+    found = importlib.metadata.version("setuptools")  # not imported: it would patch this process's distutils
+    version = tuple(int(part) for part in found.split(".")[:2] if part.isdigit())
     if version < (64,) or (version < (70, 1) and importlib.util.find_spec("wheel") is None):
-        pytest.skip(f"setuptools {setuptools.__version__} here cannot build a wheel offline (needs 70.1+, or 64+ "
-                    "with the wheel package)")
+        pytest.skip(f"setuptools {found} here cannot build a wheel offline (needs 70.1+, or 64+ with the wheel "
+                    "package)")
 
 
 def _venv(where: Path) -> Path:
