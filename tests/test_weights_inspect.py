@@ -189,8 +189,9 @@ def test_detection_needs_only_names():
 @pytest.mark.parametrize("name,content,says", [
     ("README.md", b"# Streaming Long Video\n\nA ComfyUI node pack.\n", "it is a text file"),
     ("clip.mp4", b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(64), "it is a video"),
-    ("model.safetensors", b"<!DOCTYPE html><html><body>Not found</body></html>", "its content is neither safetensors nor"),
-    ("model.ckpt", b"version https://git-lfs.github.com/spec/v1\noid sha256:0\n", "its content is neither safetensors nor"),
+    ("model.safetensors", b"<!DOCTYPE html><html><body>Not found</body></html>", "it is not a safetensors file"),
+    ("model.ckpt", b"version https://git-lfs.github.com/spec/v1\noid sha256:0\n", "it is not a PyTorch checkpoint"),
+    ("weights.dat", bytes(range(64)), "its content is neither safetensors nor a PyTorch checkpoint"),
 ])
 def test_inspect_on_a_file_that_is_not_weights_says_so(tmp_path, capsys, name, content, says):
     path = tmp_path / name

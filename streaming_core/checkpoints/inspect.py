@@ -222,8 +222,15 @@ def check_weight_file(path: Path) -> None:
     an HTML page saved by a failed download) before any unpickler sees it."""
     if weight_format(path) is not None:
         return
-    kind = _NOT_WEIGHTS.get(path.suffix.lower())
-    what = f"it is {kind}" if kind else "its content is neither safetensors nor a PyTorch checkpoint"
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS_SUFFIXES:
+        what = "it is not a safetensors file (no safetensors header) nor a PyTorch checkpoint"
+    elif suffix in WEIGHT_SUFFIXES:
+        what = "it is not a PyTorch checkpoint (neither its zip nor its pickle format) nor a safetensors file"
+    elif suffix in _NOT_WEIGHTS:
+        what = f"it is {_NOT_WEIGHTS[suffix]}"
+    else:
+        what = "its content is neither safetensors nor a PyTorch checkpoint"
     raise CheckpointError(f"{path} is not a weight file: {what}. inspect reads model weights "
                           f"({', '.join(WEIGHT_SUFFIXES)}) or a model folder; give one of those.")
 
