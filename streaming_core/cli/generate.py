@@ -264,7 +264,7 @@ def st2v_groups(model, base=None) -> dict:
 
 def check_given_paths(args) -> None:
     """A path the user typed that does not exist is reported as that path, before any search or load
-    (a mistyped --st2v is not "no base model")."""
+    (a mistyped --st2v is not "no base model"); the numbers are checked before it."""
     for option, value in (("--st2v", args.st2v), ("--base", args.base), ("--image-encoder", args.image_encoder),
                           ("--anchor", args.anchor), ("--init-video", args.init_video)):
         if value and not Path(value).exists():
@@ -275,8 +275,8 @@ def run(args) -> int:
     from .demo import run_demo
 
     device = pick_device(args.device)  # a bad name is an error even where the demo runs instead
+    check_generation_args(args)  # the numbers first: they need no file
     check_given_paths(args)
-    check_generation_args(args)
     st2v_path = Path(args.st2v) if args.st2v else find_st2v(args.models_dir)
     needs_base = not args.init_video and not args.resume
     base_path = Path(args.base) if args.base else (find_base(args.models_dir) if needs_base else None)
