@@ -22,6 +22,7 @@ import torch
 
 from .. import validation
 from ..errors import CheckpointError, InputError
+from ..tiny.marker import tiny_weights_note
 from .devices import DTYPES, add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
 
 DEFAULT_MODELS_DIR = "models"
@@ -187,7 +188,10 @@ def read_image(path: str) -> torch.Tensor:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def render(args, model, base_unet, label: str = "") -> int:
+LONG_RUN_HINT = "fewer --frames, --steps/--base-steps or a smaller --width/--height make it shorter"
+
+
+def render(args, model, base_unet, label: str = "", long_run_hint: str = LONG_RUN_HINT) -> int:
     """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
     from ..pipelines.long_video import extend_video, generate_long_video
     from ..pipelines.run_folder import RunFolder
@@ -202,7 +206,7 @@ def render(args, model, base_unet, label: str = "") -> int:
     if not args.resume and folder.exists():
         raise InputError(f"an unfinished run left its resume state at {folder.path}: continue it with "
                          f"--resume {folder.path}, or delete that folder to start over.")
-    progress = ProgressBar(label)
+    progress = ProgressBar(label, long_run_hint=long_run_hint)
     written = 0
     created = not folder.path.exists()
 
@@ -258,11 +262,21 @@ def st2v_groups(model, base=None) -> dict:
     return groups
 
 
+def check_given_paths(args) -> None:
+    """A path the user typed that does not exist is reported as that path, before any search or load
+    (a mistyped --st2v is not "no base model"); the numbers are checked before it."""
+    for option, value in (("--st2v", args.st2v), ("--base", args.base), ("--image-encoder", args.image_encoder),
+                          ("--anchor", args.anchor), ("--init-video", args.init_video)):
+        if value and not Path(value).exists():
+            raise InputError(f"{option} {value}: no such file or folder. Check the path.")
+
+
 def run(args) -> int:
     from .demo import run_demo
 
     device = pick_device(args.device)  # a bad name is an error even where the demo runs instead
-    check_generation_args(args)
+    check_generation_args(args)  # the numbers first: they need no file
+    check_given_paths(args)
     st2v_path = Path(args.st2v) if args.st2v else find_st2v(args.models_dir)
     needs_base = not args.init_video and not args.resume
     base_path = Path(args.base) if args.base else (find_base(args.models_dir) if needs_base else None)
@@ -292,7 +306,14 @@ def run(args) -> int:
     if base_path is not None:
         print(f"loading {base_path} ...", file=sys.stderr)
         base = load_modelscope_unet(base_path, dtype=dtype, device=load_device(args, device))
+    tiny = tiny_weights_note([st2v_path, base_path, image_encoder], model, base)
+    hint = LONG_RUN_HINT
+    if tiny:
+        print(f"note: {tiny}", file=sys.stderr)
+        hint = "on tiny test weights, demo sizes are enough: --width 64 --height 64 --steps 3 --base-steps 3"
     manage_memory(args, device, st2v_groups(model, base), denoisers=("unet", "base"))
-    written = render(args, model, base)
+    print(f"generating {args.frames} frames at {args.width}x{args.height}" if not args.init_video and not args.resume
+          else f"extending to {args.frames} frames", file=sys.stderr)
+    written = render(args, model, base, long_run_hint=hint)
     print(f"wrote {args.out}: {written} frames at {args.fps:g} fps", file=sys.stderr)
     return 0

@@ -87,7 +87,7 @@ def benchmark_initial(*, full: bool = False, device: str = "cpu", dtype: torch.d
     device = torch.device(device)
     model, base = models or build_models(full, device, dtype)
     size = FULL_SIZE if full else TINY_SIZE
-    steps = steps or (5 if full else 3)
+    steps = steps or (5 if full else 2)
 
     def run(k: int):
         return generate_initial_chunk(base, model, "a red panda climbing a tree", seed=0, steps=k, height=size,
@@ -109,7 +109,7 @@ def benchmark_extend(*, full: bool = False, device: str = "cpu", dtype: torch.dt
     device = torch.device(device)
     model, _ = models or build_models(full, device, dtype, need_base=False)
     size = FULL_SIZE if full else TINY_SIZE
-    steps = steps or (5 if full else 3)
+    steps = steps or (5 if full else 2)
     start = torch.rand(16, size, size, 3, generator=torch.Generator().manual_seed(0))
 
     def run(k: int):

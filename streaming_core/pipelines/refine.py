@@ -423,7 +423,7 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    steps = steps if steps is not None else (5 if full else 3)
+    steps = steps if steps is not None else (5 if full else 2)
     enhancer = build_benchmark_enhancer(kind, full=full, seed=seed, device=device).to(device, dtype)
     resolution = enhancer.resolution if full else TINY_RESOLUTION
     side = 256 if full else resolution.height // 2  # StreamingT2V's 256 px output, or a tiny square

@@ -362,7 +362,7 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    n = steps if steps is not None else 3
+    n = steps if steps is not None else 2
     models = build_random_sdvsr(full, device, seed).to(device, dtype)
     side = (256, 256) if full else (12, 16)
     video = torch.rand(n, *side, 3, generator=torch.Generator().manual_seed(seed))
@@ -377,6 +377,6 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     return BenchResult(
         stage="upscale", device=str(device), dtype=str(dtype).replace("torch.", ""),
         size=f"{side[1] * 4}x{side[0] * 4}", frames=1, steps=n, seconds=seconds, seconds_per_step=per_frame,
-        fixed_seconds=0.0, official_steps=1, peak_memory_bytes=memory, memory_kind=memory_kind,
+        fixed_seconds=0.0, official_steps=1, peak_memory_bytes=memory, memory_kind=memory_kind, per="frame",
         note=f"{'released' if full else 'tiny'} Stream-DiffVSR, steady cost per frame ({NUM_STEPS} DDIM steps + "
-             f"RAFT + decode; 'steps' here are frames); the first frame differs by {first_extra:+.2f}s")
+             f"RAFT + decode); the first frame differs by {first_extra:+.2f}s")

@@ -95,9 +95,12 @@ def write_tree(models_dir: str | os.PathLike, *, force: bool = False, only: Opti
                log: Callable[[str], None] = print) -> list[Path]:
     """Write every registered tiny model under ``models_dir``; returns the paths written (skipped
     entries excluded). ``only``: substrings of entry names to restrict to."""
+    from .marker import write_marker
+
     models_dir = Path(models_dir)
     wanted = list(only or [])
     written = []
+    write_marker(models_dir)  # how the commands recognise these files as tiny test weights
     for model in TINY_MODELS:
         if wanted and not any(w.lower() in model.name.lower() for w in wanted):
             continue
