@@ -47,6 +47,7 @@ def env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STREAMING_MODELS_DIR", str(models))
         mp.setenv("STREAMING_OUTPUT_DIR", str(output))
+        mp.setenv("STREAMING_TEMP_DIR", str(output / "temp"))
         yield {"models": models, "output": output}
 
 
@@ -291,11 +292,44 @@ def test_refiner_enhances_at_the_canvas_size_in_every_mode(env, small_video):
 def test_upscale_split_across_queue_runs_is_one_upscale(env, small_video):
     sdvsr = node("SDVSRLoader")(model="Stream-DiffVSR", raft="auto", dtype="auto")[0]
     upscale = node("SDVSRUpscale")
-    whole, state = upscale(sdvsr_model=sdvsr, video=small_video[:6], seed=5, flow_tile="auto")
+    whole, state, _ = upscale(sdvsr_model=sdvsr, video=small_video[:6], seed=5, flow_tile="auto")
     assert whole.shape == (6, 64, 64, 3) and isinstance(state, UpscaleState) and state.frames_done == 6
-    part1, state1 = upscale(sdvsr_model=sdvsr, video=small_video[:4], seed=5, flow_tile="off")
-    part2, state2 = upscale(sdvsr_model=sdvsr, video=small_video[4:6], seed=99, flow_tile="auto", state=state1)
+    part1, state1, _ = upscale(sdvsr_model=sdvsr, video=small_video[:4], seed=5, flow_tile="off")
+    part2, state2, _ = upscale(sdvsr_model=sdvsr, video=small_video[4:6], seed=99, flow_tile="auto", state=state1)
     assert torch.equal(torch.cat([part1, part2]), whole), "the state carries the video (and its noise) on"
     assert state2.frames_done == 6
     with pytest.raises(InputError, match="state continues a video of 16x16"):
         upscale(sdvsr_model=sdvsr, video=torch.rand(2, 24, 24, 3), seed=0, flow_tile="auto", state=state)
+
+
+def test_upscale_takes_and_gives_a_streamed_video(env, small_video):
+    """VIDEO in (a hand-off file, read lazily) and out (written as frames finish): the frames of the IMAGE
+    path exactly, as the hand-off file is lossless; the IMAGE output is only made when something takes it."""
+    from streaming_core.video_io import read_video, to_uint8
+
+    sdvsr = node("SDVSRLoader")(model="Stream-DiffVSR", raft="auto", dtype="auto")[0]
+    upscale = node("SDVSRUpscale")
+    video_in = host.write_video_output(small_video[:5], 12, "test input")
+    assert host.is_streamed(video_in) and video_in.get_dimensions() == (16, 16) and video_in.count == 5
+    as_image = to_uint8(small_video[:5]).float() / 255  # what the lossless file holds
+    expected, _, _ = upscale(sdvsr_model=sdvsr, video=as_image, seed=5, flow_tile="auto")
+    graph = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["7", 2]}}}  # only the VIDEO output is taken
+    image, state, streamed = upscale(sdvsr_model=sdvsr, video=video_in, seed=5, flow_tile="auto", unique_id="7",
+                                     prompt=graph)
+    assert image is None and state.frames_done == 5
+    assert streamed.count == 5 and streamed.fps == 12 and streamed.get_dimensions() == (64, 64)
+    back = read_video(streamed.get_stream_source())
+    assert torch.equal(to_uint8(back), to_uint8(expected))
+
+
+def test_a_vanished_video_file_is_named_and_the_node_runs_again(env, small_video):
+    sdvsr = node("SDVSRLoader")(model="Stream-DiffVSR", raft="auto", dtype="auto")[0]
+    cls = NODES["SDVSRUpscale"]
+    _, _, made = node("SDVSRUpscale")(sdvsr_model=sdvsr, video=small_video[:2], seed=5, flow_tile="auto",
+                                      unique_id="vanish")
+    before = cls.IS_CHANGED(unique_id="vanish")
+    assert cls.IS_CHANGED(unique_id="vanish") == before, "unchanged while the file is there: ComfyUI's cache holds"
+    made.path.unlink()
+    assert cls.IS_CHANGED(unique_id="vanish") != before, "the file is gone: ComfyUI must run the node again"
+    with pytest.raises(host.VanishedVideo, match="no longer exists.*Queue the graph again"):
+        node("SDVSRUpscale")(sdvsr_model=sdvsr, video=made, seed=5, flow_tile="auto")
