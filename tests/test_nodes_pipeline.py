@@ -241,6 +241,28 @@ def test_interrupted_loop_resumes_where_it_stopped(env, st2v, first, long, monke
     assert not folder.exists(), "a finished run removes its state"
 
 
+def test_chunk_loop_streams_its_video_and_resumes_into_it(env, st2v, first, long, monkeypatch, caplog):
+    """Only the VIDEO output taken: no whole-video IMAGE is kept, the file holds the video of the IMAGE path
+    (8-bit), and a cancelled run queued again resumes from its state straight into a new file."""
+    from streaming_core.video_io import read_video
+
+    only_video = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["5", 1]}}}
+    streamed = lambda **kw: node("ST2VChunkLoop")(  # noqa: E731
+        st2v_model=st2v, video=first, prompts="a red panda", negative_prompt="", frames=28, seed=3, steps=STEPS,
+        text_guidance=7.5, anchor_guidance=7.5, fps=12.0, unique_id="5", prompt=only_video, **kw)
+    _cancel_after(monkeypatch, STEPS)
+    with pytest.raises(Cancelled):
+        streamed(run_name="streamed", keep_state=False)
+    assert not list((env["output"] / "temp").rglob("*.partial*")), "a cancelled run leaves no half-written file"
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO):
+        image, video = streamed(run_name="streamed", keep_state=False)
+    assert image is None and "resumed run streamed from frame 24" in caplog.text
+    assert video.count == 28 and video.fps == 12 and video.get_dimensions() == (SIZE, SIZE)
+    frames = read_video(video.get_stream_source())
+    torch.testing.assert_close(frames, long[:28], rtol=0, atol=1 / 255)
+
+
 def test_named_run_continues_only_the_same_run(env, st2v, first, long):
     video = loop(st2v, first, frames=24, run_name="panda", keep_state=True)
     assert same_frames(video, long[:24]) and (runs_dir(env) / "panda" / "state.safetensors").is_file()
