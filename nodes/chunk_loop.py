@@ -78,17 +78,17 @@ class ST2VChunkLoop:
         return host.output_generation(cls.__name__, unique_id)
 
     def loop(self, st2v_model, video, prompts, negative_prompt, frames, seed, steps, text_guidance, anchor_guidance,
-             run_name, keep_state, anchor=None, fps=8.0, unique_id=None, prompt=None):
+             run_name, keep_state, anchor=None, fps=8.0, unique_id=None, queued_graph=None):
         start = host.image_to_frames(video, "video")
         settings = ExtensionSettings(prompts_from_lines(prompts), negative_prompt, seed, steps,
                                      guidance=text_guidance, anchor_guidance=anchor_guidance)
         (st2v,) = host.load_for_use([st2v_model], memory_required=extension_need(st2v_model, start))
         folder = run_folder(run_name, st2v, start, settings, anchor)
-        want_image = host.output_used(prompt, unique_id, 0)
+        want_image = host.output_used(queued_graph, unique_id, 0)
         streamed = None
         common = dict(anchor=anchor, keep_state=keep_state, on_step=host.progress_callback(steps, unique_id),
                       output_device=host.intermediate_device(), keep_frames=want_image)
-        if host.output_used(prompt, unique_id, 1):
+        if host.output_used(queued_graph, unique_id, 1):
             with host.HandoffWriter(fps, "ST2V Chunk Loop") as out:
                 result = run_chunk_loop(st2v, start, frames, settings, folder, on_frames=out.write, **common)
                 streamed = out.finish()

@@ -40,7 +40,7 @@ def guidance_inputs():
 
 UNIQUE_ID = {"unique_id": "UNIQUE_ID"}
 # The graph as queued, to see which outputs anything takes (a whole-video IMAGE is only made when used).
-UNIQUE_ID_AND_PROMPT = {"unique_id": "UNIQUE_ID", "prompt": "PROMPT"}
+UNIQUE_ID_AND_PROMPT = {"unique_id": "UNIQUE_ID", "queued_graph": "PROMPT"}
 
 VIDEO_IN = "IMAGE,VIDEO"  # either: an IMAGE batch (short clips) or a VIDEO (read lazily, any length)
 

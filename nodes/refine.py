@@ -1,13 +1,21 @@
-"""ST2V Randomized Blend Refiner: the paper's third stage (high-resolution SDEdit in blended chunks)."""
+"""ST2V Randomized Blend Refiner: the paper's third stage (high-resolution SDEdit in blended chunks).
+
+Takes an IMAGE or a VIDEO and gives both; the VIDEO output is a hand-off file. The core sampler is
+lock-step on this branch (every frame is final only after the last step), so the input is read
+whole; the wavefront core (``refine_stream``) replaces that read when it lands.
+"""
 
 from __future__ import annotations
+
+import torch
 
 from ..streaming_core.pipelines.enhancer import NativeResolution
 from ..streaming_core.pipelines.refine import check_refine_settings, refine
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES
 from . import host
-from .common_inputs import UNIQUE_ID, negative_input, prompt_input, scale_input, seed_input, steps_input
+from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_ID_AND_PROMPT, fps_input,
+                            negative_input, prompt_input, scale_input, seed_input, steps_input, video_input)
 
 
 class ST2VRandomizedBlendRefiner:
@@ -18,16 +26,17 @@ class ST2VRandomizedBlendRefiner:
         "The modes shared_noise and independent are the paper's baselines, for comparison.")
     CATEGORY = "StreamingT2V"
     FUNCTION = "refine"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("video",)
-    OUTPUT_TOOLTIPS = ("The enhanced video: same frames, at the enhancer's resolution (720 px for MS-Vid2Vid-XL).",)
+    RETURN_TYPES = ("IMAGE", "VIDEO")
+    RETURN_NAMES = ("video", "streamed_video")
+    OUTPUT_TOOLTIPS = ("The enhanced video: same frames, at the enhancer's resolution (720 px for MS-Vid2Vid-XL)."
+                       + IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "enhancer": ("ST2V_ENHANCER", {"tooltip": "The enhancer from the Enhancer Loader."}),
-                "video": ("IMAGE", {"tooltip": "The video to enhance (at least one chunk of frames)."}),
+                "video": video_input("The video to enhance (at least one chunk of frames)."),
                 "prompt": prompt_input("What the video shows (the generation prompt works well)."),
                 "negative_prompt": negative_input(),
                 "mode": (list(BLEND_MODES), {
@@ -59,29 +68,38 @@ class ST2VRandomizedBlendRefiner:
                     "tooltip": "gaussian: a fresh draw per step over the whole video (the same statistics as the "
                                "official noise at a fixed cost; overlaps still share it). brownian: the official "
                                "Brownian-tree noise, bit-identical to the official code but slow and memory-hungry "
-                               "for long videos (about 1 s and 12 MB of CPU per frame)."}),
+                               "for long videos (about 1 s and 12 MB of CPU per frame; it holds the whole video "
+                               "and cannot resume)."}),
             },
-            "hidden": UNIQUE_ID,
+            "optional": {"fps": fps_input()},
+            "hidden": UNIQUE_ID_AND_PROMPT,
         }
 
-    def refine(self, enhancer, video, prompt, negative_prompt, mode, chunk, overlap, strength, steps, guidance, seed,
-               width, height, sde_noise, unique_id=None):
-        from ..streaming_core.pipelines.memory_estimates import refine_window_for  # imports RAFT's module
+    @classmethod
+    def IS_CHANGED(cls, unique_id=None, **_):
+        return host.output_generation(cls.__name__, unique_id)
 
-        frames = host.image_to_frames(video, "video")
+    def refine(self, enhancer, video, prompt, negative_prompt, mode, chunk, overlap, strength, steps, guidance, seed,
+               width, height, sde_noise, fps=8.0, unique_id=None, queued_graph=None):
+        graph = queued_graph
+        source = host.video_source(video, "video", fps)
         # the same checks as the CLI and refine(), before the enhancer is moved to the device: a NaN guidance
         # from a Primitive would otherwise make every latent NaN and save a black video
         check_refine_settings(mode, chunk, overlap, strength, steps, guidance, seed,
                               resolution=NativeResolution(width, height) if width and height else None)
-        native = host.bundle_of(enhancer).resolution
+        frames = source.batch if source.batch is not None else torch.cat(list(source.windows(16)))
+        model = host.load_bundle_for_use(enhancer)
+        native = model.resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)
-        need = refine_window_for(host.bundle_of(enhancer), frames=chunk, height=resolution.height,
-                                 width=resolution.width)
-        model = host.load_bundle_for_use(enhancer, memory_required=need)
         out = refine(model, frames, prompt, negative_prompt, mode=mode, chunk=chunk, overlap=overlap,
                      strength=strength, steps=steps, guidance=guidance, seed=seed,
                      on_step=host.progress_callback(steps, unique_id), sde_noise=sde_noise, resolution=resolution)
-        return (host.frames_to_image(out),)
+        del frames
+        streamed = None
+        if host.output_used(graph, unique_id, 1):
+            streamed = host.write_video_output([out], source.fps, "ST2V Randomized Blend Refiner", source.audio)
+            host.remember_output(type(self).__name__, unique_id, streamed)
+        return (host.frames_to_image(out) if host.output_used(graph, unique_id, 0) else None, streamed)
 
 
 NODE_CLASS_MAPPINGS = {"ST2VRandomizedBlendRefiner": ST2VRandomizedBlendRefiner}

@@ -60,7 +60,7 @@ class SDVSRUpscale:
     def IS_CHANGED(cls, unique_id=None, **_):
         return host.output_generation(cls.__name__, unique_id)
 
-    def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, fps=8.0, unique_id=None, prompt=None):
+    def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, fps=8.0, unique_id=None, queued_graph=None):
         from ..streaming_core.pipelines.memory_estimates import upscale_frame_for
         from ..streaming_core.pipelines.upscale import upscale_stream
 
@@ -73,9 +73,9 @@ class SDVSRUpscale:
         stream = upscale_stream(models, source.frames(), state, seed=seed, flow_tile=flow_tile,
                                 on_step=host.progress_callback(source.count * NUM_STEPS, unique_id),
                                 total_frames=source.count, output_device=host.intermediate_device())
-        image = host.FrameCollector(source.count) if host.output_used(prompt, unique_id, 0) else None
+        image = host.FrameCollector(source.count) if host.output_used(queued_graph, unique_id, 0) else None
         streamed = None
-        if host.output_used(prompt, unique_id, 2):
+        if host.output_used(queued_graph, unique_id, 2):
             with host.HandoffWriter(source.fps, "Stream-DiffVSR Upscale", source.audio) as out:
                 for frame in stream:
                     out.write(frame)

@@ -198,7 +198,9 @@ class VideoWriter:
         if fmt.even_sides and (height % 2 or width % 2):
             raise InputError(f"H.264 needs even frame sizes, got {width}x{height}: crop or resize by one pixel")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        options = {"movflags": "use_metadata_tags"} if fmt.container == "mp4" else {}
+        # mp4: keep ComfyUI's metadata tags. Matroska: no random segment id, so the same frames give the
+        # same bytes (a resume state recognises a re-made hand-off file by its hash).
+        options = {"movflags": "use_metadata_tags"} if fmt.container == "mp4" else {"fflags": "+bitexact"}
         self._container = av.open(str(self._tmp), mode="w", format=fmt.container, options=options)
         for key, value in (self.metadata or {}).items():
             self._container.metadata[key] = value if isinstance(value, str) else json.dumps(value)
@@ -306,6 +308,8 @@ class FrameSource:
     _open: Callable[[int], Iterator[torch.Tensor]]
     audio: Optional[AudioTrack] = None
     name: str = "the video"
+    path: Optional[Source] = None  # the file it reads, if any
+    batch: Optional[torch.Tensor] = None  # the frames it slices, if in memory
 
     @classmethod
     def from_file(cls, source: Source, count: Optional[int] = None, name: Optional[str] = None) -> "FrameSource":
@@ -315,7 +319,7 @@ class FrameSource:
         audio = AudioTrack.from_file(source, seconds=count / info["fps"]) if info["has_audio"] else None
         return cls(count, info["fps"], info["height"], info["width"],
                    lambda start: (f.float().div_(255.0) for f in iter_video_frames(source, start)),
-                   audio, name or _name(source))
+                   audio, name or _name(source), path=source)
 
     @classmethod
     def from_batch(cls, frames: torch.Tensor, fps: float | Fraction = 8, audio: Optional[AudioTrack] = None,
@@ -326,7 +330,8 @@ class FrameSource:
         if audio is not None:
             audio = audio.with_length(frames.shape[0] / fps)
         return cls(int(frames.shape[0]), fps, int(frames.shape[1]), int(frames.shape[2]),
-                   lambda start: (frames[i].float() for i in range(start, frames.shape[0])), audio, name)
+                   lambda start: (frames[i].float() for i in range(start, frames.shape[0])), audio, name,
+                   batch=frames)
 
     @property
     def seconds(self) -> float:

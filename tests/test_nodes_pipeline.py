@@ -249,7 +249,7 @@ def test_chunk_loop_streams_its_video_and_resumes_into_it(env, st2v, first, long
     only_video = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["5", 1]}}}
     streamed = lambda **kw: node("ST2VChunkLoop")(  # noqa: E731
         st2v_model=st2v, video=first, prompts="a red panda", negative_prompt="", frames=28, seed=3, steps=STEPS,
-        text_guidance=7.5, anchor_guidance=7.5, fps=12.0, unique_id="5", prompt=only_video, **kw)
+        text_guidance=7.5, anchor_guidance=7.5, fps=12.0, unique_id="5", queued_graph=only_video, **kw)
     _cancel_after(monkeypatch, STEPS)
     with pytest.raises(Cancelled):
         streamed(run_name="streamed", keep_state=False)
@@ -337,7 +337,7 @@ def test_upscale_takes_and_gives_a_streamed_video(env, small_video):
     expected, _, _ = upscale(sdvsr_model=sdvsr, video=as_image, seed=5, flow_tile="auto")
     graph = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["7", 2]}}}  # only the VIDEO output is taken
     image, state, streamed = upscale(sdvsr_model=sdvsr, video=video_in, seed=5, flow_tile="auto", unique_id="7",
-                                     prompt=graph)
+                                     queued_graph=graph)
     assert image is None and state.frames_done == 5
     assert streamed.count == 5 and streamed.fps == 12 and streamed.get_dimensions() == (64, 64)
     back = read_video(streamed.get_stream_source())
