@@ -1,21 +1,46 @@
 """ST2V Randomized Blend Refiner: the paper's third stage (high-resolution SDEdit in blended chunks).
 
-Takes an IMAGE or a VIDEO and gives both; the VIDEO output is a hand-off file. The core sampler is
-lock-step on this branch (every frame is final only after the last step), so the input is read
-whole; the wavefront core (``refine_stream``) replaces that read when it lands.
+The core refines as a wavefront (``refine_stream``): the input is read a window at a time, frames are
+final long before the video ends and go straight into the VIDEO output's file, and the sampler's
+bounded state is saved under ComfyUI's output folder (``streamingt2v_refine/<hash of video, model and
+settings>``), so queueing the same graph again after Cancel, an error or a restart continues. The
+official Brownian noise (``sde_noise="brownian"``) is one whole-video draw: lock-step, no state.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
 
 from ..streaming_core.pipelines.enhancer import NativeResolution
-from ..streaming_core.pipelines.refine import check_refine_settings, refine
+from ..streaming_core.pipelines.refine import FrameSource, check_refine_inputs, refine_state_name, refine_stream
+from ..streaming_core.pipelines.refine_state import digest_file, digest_frames
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES
 from . import host
 from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_ID_AND_PROMPT, fps_input,
                             negative_input, prompt_input, scale_input, seed_input, steps_input, video_input)
+
+STATE_FOLDER = "streamingt2v_refine"  # resume states under ComfyUI's output folder, one per video and settings
+READ_FRAMES = 16  # frames decoded at a time from a VIDEO input
+log = logging.getLogger(__name__)
+
+
+def refine_source(video, fps) -> tuple[FrameSource, object]:
+    """The refiner's lazy frame source over an IMAGE or VIDEO input, and the host's source (rate, sound)."""
+    source = host.video_source(video, "video", fps)
+    if source.batch is not None:
+        batch = source.batch
+        fingerprint = digest_frames(batch[a:a + READ_FRAMES] for a in range(0, batch.shape[0], READ_FRAMES))
+    elif isinstance(source.path, (str, os.PathLike)):
+        fingerprint = digest_file(source.path)
+    else:  # an in-memory file (a VIDEO from an API node): hash its pixels, one window at a time
+        fingerprint = digest_frames(source.windows(READ_FRAMES))
+    core = FrameSource(source.count, source.height, source.width, source.fps, fingerprint,
+                       lambda start: source.windows(READ_FRAMES, start))
+    return core, source
 
 
 class ST2VRandomizedBlendRefiner:
@@ -82,24 +107,42 @@ class ST2VRandomizedBlendRefiner:
     def refine(self, enhancer, video, prompt, negative_prompt, mode, chunk, overlap, strength, steps, guidance, seed,
                width, height, sde_noise, fps=8.0, unique_id=None, queued_graph=None):
         graph = queued_graph
-        source = host.video_source(video, "video", fps)
-        # the same checks as the CLI and refine(), before the enhancer is moved to the device: a NaN guidance
+        source, host_source = refine_source(video, fps)
+        # the same checks as the CLI and refine_stream, before the enhancer is moved to the device: a NaN guidance
         # from a Primitive would otherwise make every latent NaN and save a black video
-        check_refine_settings(mode, chunk, overlap, strength, steps, guidance, seed,
-                              resolution=NativeResolution(width, height) if width and height else None)
-        frames = source.batch if source.batch is not None else torch.cat(list(source.windows(16)))
-        model = host.load_bundle_for_use(enhancer)
+        check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps,
+                            guidance=guidance, seed=seed,
+                            resolution=NativeResolution(width, height) if width and height else None)
+        model = host.load_bundle_for_use(enhancer)  # after the checks: a wrong setting loads nothing
         native = model.resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)
-        out = refine(model, frames, prompt, negative_prompt, mode=mode, chunk=chunk, overlap=overlap,
-                     strength=strength, steps=steps, guidance=guidance, seed=seed,
-                     on_step=host.progress_callback(steps, unique_id), sde_noise=sde_noise, resolution=resolution)
-        del frames
+        settings = dict(mode=mode, chunk=chunk, overlap=overlap, strength=strength, steps=steps, guidance=guidance,
+                        seed=seed)
+        state_dir = None
+        if sde_noise != "brownian":  # the official replay is lock-step and keeps no state
+            name = refine_state_name(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
+                                     resolution=resolution)
+            state_dir = host.output_subfolder(STATE_FOLDER, name)
+            if state_dir.exists():
+                log.info("ST2V Randomized Blend Refiner: resuming from the saved state %s", state_dir.name)
+        parts = refine_stream(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
+                              resolution=resolution, on_step=host.progress_callback(steps, unique_id),
+                              state_dir=state_dir)
+        image = host.FrameCollector(source.num_frames) if host.output_used(graph, unique_id, 0) else None
         streamed = None
         if host.output_used(graph, unique_id, 1):
-            streamed = host.write_video_output([out], source.fps, "ST2V Randomized Blend Refiner", source.audio)
+            with host.HandoffWriter(host_source.fps, "ST2V Randomized Blend Refiner", host_source.audio) as out:
+                for part in parts:
+                    out.write(part)
+                    if image is not None:
+                        image.add(part)
+                streamed = out.finish()
             host.remember_output(type(self).__name__, unique_id, streamed)
-        return (host.frames_to_image(out) if host.output_used(graph, unique_id, 0) else None, streamed)
+        else:
+            for part in parts:
+                if image is not None:
+                    image.add(part)
+        return (image.image() if image is not None else None, streamed)
 
 
 NODE_CLASS_MAPPINGS = {"ST2VRandomizedBlendRefiner": ST2VRandomizedBlendRefiner}

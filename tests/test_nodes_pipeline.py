@@ -293,9 +293,9 @@ def small_video():
     return (torch.rand(1, 16, 16, 3, generator=g) + torch.linspace(0, 0.3, 12).view(-1, 1, 1, 1)).clamp(0, 1)
 
 
-def refine(enhancer, video, mode="randomized", steps=STEPS, chunk=8, **kw):
+def refine(enhancer, video, mode="randomized", steps=STEPS, chunk=8, overlap=4, **kw):
     return node("ST2VRandomizedBlendRefiner")(
-        enhancer=enhancer, video=video, prompt="a red panda", negative_prompt="", mode=mode, chunk=chunk, overlap=4,
+        enhancer=enhancer, video=video, prompt="a red panda", negative_prompt="", mode=mode, chunk=chunk, overlap=overlap,
         strength=0.6, steps=steps, guidance=7.5, seed=0, width=48, height=32, sde_noise="gaussian", **kw)[0]
 
 
@@ -309,6 +309,43 @@ def test_refiner_enhances_at_the_canvas_size_in_every_mode(env, small_video):
     assert refine(zeroscope, small_video, steps=1).shape == (12, 32, 32, 3)
     with pytest.raises(InputError, match="fewer than one chunk"):
         refine(ms, small_video, chunk=24)
+
+
+def test_refiner_streams_a_video_and_a_cancelled_run_resumes(env, small_video, monkeypatch, caplog):
+    """VIDEO in (read in windows) and out (written as frames are final); Cancel mid-run keeps the state, and
+    the same call again continues from it to exactly the video of an uninterrupted run."""
+    from streaming_core.video_io import read_video, to_uint8
+
+    ms = node("ST2VEnhancerLoader")(model="non_ema_0035000.pth", dtype="auto")[0]
+    clip = host.write_video_output([small_video], 10, "test input")
+    only_video = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["6", 1]}}}
+    run = lambda: node("ST2VRandomizedBlendRefiner")(  # noqa: E731
+        enhancer=ms, video=clip, prompt="a red panda", negative_prompt="", mode="randomized", chunk=4, overlap=2,
+        strength=0.6, steps=STEPS, guidance=7.5, seed=0, width=48, height=32, sde_noise="gaussian", unique_id="6",
+        queued_graph=only_video)
+    reference = refine(ms, to_uint8(small_video).float() / 255, chunk=4, overlap=2)  # what the file holds
+    states = env["output"] / "streamingt2v_refine"
+    seen = []
+
+    def progress_callback(total, node_id=None):
+        def on_step(done, total_now, preview=None):
+            seen.append((done, total_now))
+            if done > total_now // 2:
+                raise Cancelled("stopped by the test")
+        return on_step
+
+    monkeypatch.setattr(host, "progress_callback", progress_callback)
+    with pytest.raises(Cancelled):
+        run()
+    assert 0 < seen[-1][0] < seen[-1][1], f"stopped half-way: {seen[-1]}"
+    assert list(states.glob("refine-*")), "the cancelled run left its state"
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO):
+        image, video = run()
+    assert "resuming from the saved state refine-" in caplog.text
+    assert image is None and video.count == 12 and video.fps == 10 and video.get_dimensions() == (32, 32)
+    assert torch.equal(to_uint8(read_video(video.get_stream_source())), to_uint8(reference))
+    assert not list(states.glob("refine-*")), "a finished run removes its state"
 
 
 def test_upscale_split_across_queue_runs_is_one_upscale(env, small_video):
