@@ -325,3 +325,58 @@ def test_queueing_the_same_graph_again_resumes_from_the_saved_state(interrupted)
     # SaveAnimatedWEBP truncates 255 * x, so a stored frame may come out one level below a fresh one.
     gap = np.abs(resumed.astype(int) - reference.astype(int))
     assert reference.shape == resumed.shape and gap.max() <= 1, f"{gap.max()} levels apart"
+
+
+# -- a cancelled refine, queued again ---------------------------------------------------------------
+# The streamed refine-only graph with more solver steps (a run of tens of seconds here), interrupted through
+# ComfyUI's /interrupt the moment its first resume state is saved, then queued again unchanged: it must
+# continue from that state (its log line says so) and save the video of a run that was never stopped.
+# The reference runs first, uninterrupted, with another value of the refiner's fps widget: fps only
+# applies to IMAGE inputs, so its video is the same, but ComfyUI does not take it from its cache.
+REFINE_STEPS = 12
+REFINE_STATES = "streamingt2v_refine"
+
+
+def long_refine(prefix: str, fps: float = 8.0) -> dict:
+    graph = tiny(load("streamingt2v_refine_only"), {"ST2VRandomizedBlendRefiner": {
+        "steps": REFINE_STEPS, "chunk": 4, "overlap": 2, "fps": fps}, "SaveVideo": {"filename_prefix": prefix}})
+    return graph
+
+
+def a_refine_state_was_saved(output_dir: Path) -> bool:
+    return any((output_dir / REFINE_STATES).glob("refine-*/state.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def refine_interrupted(models, start_video, tmp_path_factory):
+    workflows = {"reference": long_refine("reference", fps=9.0), "stopped": long_refine("stopped"),
+                 "again": long_refine("again")}
+    holder = {}
+
+    def interrupt_after_reference(output_dir: Path) -> bool:  # the reference must finish first
+        holder.setdefault("reference_done", False)
+        if not holder["reference_done"]:
+            holder["reference_done"] = bool(list(output_dir.rglob("reference_*.mp4")))
+            return False
+        return a_refine_state_was_saved(output_dir)
+
+    result = run_workflows(workflows, tmp_path_factory.mktemp("refine_interrupt_harness"),
+                           expect={"stopped": "interrupted"}, models_dir=models, inputs=(start_video,),
+                           timeout=HARNESS_TIMEOUT_S, interrupt_when=interrupt_after_reference)
+    print(summarize(result))
+    return result
+
+
+def test_a_cancelled_refine_queued_again_resumes_to_the_same_video(refine_interrupted):
+    from streaming_core.video_io import read_video
+
+    result = refine_interrupted
+    assert result.returncode == 0, summarize(result)
+    stopped = result.workflow("stopped")
+    assert result.interrupted_prompt == stopped["prompt_id"] and stopped["status"] == "interrupted", stopped
+    assert stopped["interrupted_at"]["node_type"] == "ST2VRandomizedBlendRefiner", stopped
+    assert "resuming from the saved state refine-" in result.server_log
+    assert not result.outputs("stopped_*.mp4"), "the stopped run saved nothing"
+    (reference,), (again,) = result.outputs("reference_*.mp4"), result.outputs("again_*.mp4")
+    assert torch.equal(read_video(again), read_video(reference))
+    assert not list((result.output_dir / REFINE_STATES).glob("refine-*")), "the finished run removed its state"
