@@ -113,9 +113,13 @@ class ST2VRandomizedBlendRefiner:
         check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps,
                             guidance=guidance, seed=seed,
                             resolution=NativeResolution(width, height) if width and height else None)
-        model = host.load_bundle_for_use(enhancer)  # after the checks: a wrong setting loads nothing
-        native = model.resolution
+        from ..streaming_core.pipelines.memory_estimates import refine_window_for  # imports RAFT's module
+
+        native = host.bundle_of(enhancer).resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)
+        need = refine_window_for(host.bundle_of(enhancer), frames=chunk, height=resolution.height,
+                                 width=resolution.width)
+        model = host.load_bundle_for_use(enhancer, memory_required=need)  # after the checks: a wrong setting loads nothing
         settings = dict(mode=mode, chunk=chunk, overlap=overlap, strength=strength, steps=steps, guidance=guidance,
                         seed=seed)
         state_dir = None
