@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler
 
 from streaming_core.sampling.ddim import ddim_step
 from streaming_core.sampling.guidance import cfg, rescale_guidance, text_anchor_guidance
-from streaming_core.sampling.schedules import DiscreteVPSchedule, modelscope_t2v_schedule, spaced_timesteps
+from streaming_core.schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule, spaced_timesteps
 
 
 def test_modelscope_timesteps_are_the_official_ones():

@@ -23,8 +23,8 @@ from ..errors import CheckpointError
 from ..models.msvid2vid import fit_latent_size
 from ..models.unet3d import UNet3D, UNet3DConfig
 from ..pipelines.enhancer import Enhancer, NativeResolution
-from ..sampling.schedules import betas_for
-from ..sampling.vp_schedules import VPSigmaTable
+from ..schedules.discrete import betas_for
+from ..schedules.vp_sigmas import VPSigmaTable
 from .components import load_component
 from .files import WEIGHT_SUFFIXES, load_state_dict, read_safetensors_header
 from .ldm_vae import LDM_PREFIX, ldm_to_diffusers

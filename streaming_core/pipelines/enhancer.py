@@ -16,7 +16,7 @@ from torch import nn
 
 from ..models.vae_tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, decode_frames, downscale_factor, encode_frames
 from ..sampling.guided_model import SizeRule, guided_chunk_model
-from ..sampling.vp_schedules import VPSigmaTable
+from ..schedules.vp_sigmas import VPSigmaTable
 from ..models.operations import execution_device, execution_dtype
 
 

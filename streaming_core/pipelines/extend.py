@@ -32,7 +32,7 @@ from ..models.streamingt2v import StreamingT2V
 from ..progress import ProgressCallback, no_progress
 from ..sampling.ddim import ddim_step
 from ..sampling.guidance import cfg, text_anchor_guidance
-from ..sampling.schedules import DiscreteVPSchedule, modelscope_t2v_schedule
+from ..schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule
 from .checks import CHUNK_FRAMES
 
 OFFICIAL_SEED = 33

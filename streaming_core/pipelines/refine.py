@@ -32,7 +32,7 @@ from ..progress import ProgressCallback, StepCounter
 from ..seeds import derive_seed
 from ..sampling.blend import BLEND_MODES, chunk_windows
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
-from ..sampling.vp_schedules import strength_to_timestep
+from ..schedules.vp_sigmas import strength_to_timestep
 from ..sampling.wavefront import WavefrontSDEdit
 from ..video_io import iter_video_frames, to_uint8, video_info
 from .enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames

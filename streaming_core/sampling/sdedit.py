@@ -53,7 +53,7 @@ from ..progress import ProgressCallback, StepCounter
 from ..seeds import derive_seed
 from .blend import BLEND_MODES, Window, chunk_windows, draw_offsets, fuse_hard_cut
 from .dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, ReplayNoise, sample_dpmpp_2m_sde
-from .vp_schedules import VPSigmaTable
+from ..schedules.vp_sigmas import VPSigmaTable
 
 # (x_vp chunk (B, C, f, h, w), integer timestep) -> network output (guided), same shape
 ChunkModel = Callable[[torch.Tensor, int], torch.Tensor]
