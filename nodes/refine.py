@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..streaming_core.pipelines.enhancer import NativeResolution
+from ..streaming_core.models.enhancer import NativeResolution
 from ..streaming_core.pipelines.refine import check_refine_settings, refine
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES

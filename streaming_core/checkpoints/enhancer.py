@@ -20,9 +20,9 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from ..errors import CheckpointError
+from ..models.enhancer import Enhancer, NativeResolution
 from ..models.msvid2vid import fit_latent_size
 from ..models.unet3d import UNet3D, UNet3DConfig
-from ..pipelines.enhancer import Enhancer, NativeResolution
 from ..schedules.discrete import betas_for
 from ..schedules.vp_sigmas import VPSigmaTable
 from .components import load_component

@@ -56,7 +56,7 @@ def run(args) -> int:
     from ..checkpoints.enhancer import load_enhancer
     from .devices import load_device, manage_memory, pick_device, pick_dtype
     from ..errors import InputError
-    from ..pipelines.enhancer import NativeResolution
+    from ..models.enhancer import NativeResolution
     from ..pipelines.refine import check_refine_settings, file_source, refine_stream
     from ..pipelines.refine_state import RefineStateFolder
     from ..video_io import VideoWriter

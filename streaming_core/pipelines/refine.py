@@ -30,12 +30,13 @@ from .. import validation
 from ..errors import InputError
 from ..progress import ProgressCallback, StepCounter
 from ..seeds import derive_seed
+from ..models.enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
 from ..sampling.blend import BLEND_MODES, chunk_windows
+from ..sampling.guided_model import enhancer_chunk_model
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
 from ..schedules.vp_sigmas import strength_to_timestep
 from ..sampling.wavefront import WavefrontSDEdit
 from ..video_io import iter_video_frames, to_uint8, video_info
-from .enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
 from .long_video import model_fingerprint
 from .refine_state import RefineCheckpoint, RefineStateFolder, digest_file, digest_frames
 
@@ -327,7 +328,7 @@ def _refine_wavefront(enhancer, source, plan, prompt, negative_prompt, on_step, 
     slices = math.ceil(num / size)
     counter = StepCounter(2 * slices + settings["steps"] * windows, on_step)
     cond, uncond = enhancer.encode_prompts(prompt, negative_prompt)
-    model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
+    model = enhancer_chunk_model(enhancer, cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
         counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)
@@ -388,7 +389,7 @@ def _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, p
     counter = StepCounter(2 * math.ceil(num / size) + settings["steps"] * len(windows), on_step)
     z0 = torch.cat(list(_vae_slices(source, enhancer, plan, settings["seed"], counter)(0)), dim=2)
     cond, uncond = enhancer.encode_prompts(prompt, negative_prompt)
-    model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
+    model = enhancer_chunk_model(enhancer, cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
         counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)

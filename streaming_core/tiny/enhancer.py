@@ -22,9 +22,9 @@ import torch
 
 from ..checkpoints.files import save_torch
 from ..models.clip_tokenizer import VOCAB_SIZE
+from ..models.enhancer import NativeResolution
 from ..models.msvid2vid import MSVid2VidUNet, msvid2vid_config
 from ..models.unet3d import UNet3D, UNet3DConfig
-from ..pipelines.enhancer import NativeResolution
 from .st2v import randomize_
 
 TEXT_WIDTH = 32
