@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from streaming_core.checkpoints.enhancer import find_enhancer_files, load_enhancer
-from streaming_core.checkpoints.files import save_safetensors
+from streaming_core.state_files import save_safetensors
 from streaming_core.cli import main
 from streaming_core.errors import Cancelled, CheckpointError, InputError
 from streaming_core.models.enhancer import NativeResolution, plan_frames

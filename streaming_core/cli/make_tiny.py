@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from .. import validation
-    from ..checkpoints.files import atomic_path
+    from ..state_files import atomic_path
     from ..tiny.tree import TINY_MODELS, extra_model_paths_yaml, write_tree
 
     if args.list:

@@ -48,6 +48,7 @@ from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, RAFT_DOWNSAMPLE, FlowEstim
 from ..models.sdvsr.warp import flow_warp
 from ..progress import ProgressCallback, StepCounter
 from ..sampling.ddim import ddim_step
+from ..state_files import load_safetensors, save_safetensors
 from .sdvsr_frames import bicubic_x4, preprocess_frame, to_image
 
 DEFAULT_FLOW_BUDGET = 6 * 1024**3  # bytes of RAFT correlation volume before ``flow_tile="auto"`` tiles
@@ -83,15 +84,11 @@ class UpscaleState:
                    int(tensors["frames_done"]), int(tensors["seed"]))
 
     def save(self, path: str | Path) -> None:
-        from ..checkpoints.files import save_safetensors
-
         save_safetensors(self.to_tensors(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "UpscaleState":
-        from ..checkpoints.files import load_state_dict
-
-        return cls.from_tensors(load_state_dict(path))
+        return cls.from_tensors(load_safetensors(path))
 
 
 Recorder = Callable[[str, torch.Tensor], None]

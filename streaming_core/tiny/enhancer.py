@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from ..checkpoints.files import save_torch
+from ..state_files import save_torch
 from ..models.clip_tokenizer import VOCAB_SIZE
 from ..models.enhancer import NativeResolution
 from ..models.msvid2vid import MSVid2VidUNet, msvid2vid_config
@@ -109,7 +109,7 @@ def write_tiny_msvid2vid(folder: str | os.PathLike, seed: int = 0) -> dict[str, 
 
 def write_tiny_unet3d_enhancer(folder: str | os.PathLike, seed: int = 0, dtype: Optional[torch.dtype] = None) -> Path:
     """A diffusers-layout UNet3D enhancer folder (zeroscope_v2_XL's layout)."""
-    from ..checkpoints.files import save_safetensors
+    from ..state_files import save_safetensors
     from ..checkpoints.open_clip_text import open_clip_to_hf_text
 
     folder = Path(folder)

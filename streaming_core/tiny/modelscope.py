@@ -32,7 +32,7 @@ def build_tiny_modelscope_unet(seed: int = 0, dtype: torch.dtype = torch.float32
 
 def write_tiny_modelscope(unet: UNet3D, folder: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:
     """Write ``<folder>/unet/diffusion_pytorch_model.safetensors`` (atomic); returns the file."""
-    from ..checkpoints.files import save_safetensors
+    from ..state_files import save_safetensors
 
     sd = unet.state_dict()
     if dtype is not None:

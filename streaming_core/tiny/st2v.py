@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from ..checkpoints.files import save_torch
+from ..state_files import save_torch
 from ..models.apm import ResamplerConfig
 from ..models.clip_image import OPEN_CLIP_TEXT_LEFTOVERS, VisionTowerConfig
 from ..models.clip_tokenizer import VOCAB_SIZE
