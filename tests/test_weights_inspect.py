@@ -43,7 +43,7 @@ def no_tensor_reads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("inspect must not load tensors")
 
-    monkeypatch.setattr(files_module, "_load_safetensors", refuse)
+    monkeypatch.setattr(files_module, "load_safetensors", refuse)
     monkeypatch.setattr("safetensors.torch.load_file", refuse)
 
 

@@ -19,9 +19,11 @@ pickles those, so such a file is refused with what it names.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -187,3 +189,43 @@ def load_state_dicts(paths: Iterable[str | os.PathLike], device="cpu") -> dict[s
             raise CheckpointError(f"{p} repeats {len(dup)} keys of an earlier file, e.g. {sorted(dup)[:3]}.")
         merged.update(sd)
     return merged
+
+
+# -- names, shapes and dtypes without the tensors (inspect, layout detection) -------------------------
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+                       "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple
+    dtype: str  # torch's name without "torch.", e.g. "float16"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class TensorIndex:
+    path: Path
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str] = field(default_factory=dict)
+    lazy: bool = True  # True: no tensor data was read
+
+
+def read_tensor_infos(path: str | os.PathLike) -> TensorIndex:
+    path = check_exists(path)
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        header = read_safetensors_header(path)
+        from safetensors import safe_open  # heavy optional library: importing the pack must not load it
+
+        with safe_open(str(path), "pt") as f:
+            metadata = dict(f.metadata() or {})
+        infos = {k: TensorInfo(tuple(v["shape"]), _SAFETENSORS_DTYPES.get(v["dtype"], v["dtype"].lower()))
+                 for k, v in header.items()}
+        return TensorIndex(path, infos, metadata)
+    sd = load_state_dict(path)  # weights only; memory-mapped for the zip format
+    infos = {k: TensorInfo(tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in sd.items()}
+    return TensorIndex(path, infos, lazy=zipfile.is_zipfile(path))

@@ -27,7 +27,7 @@ from ..models.clip_image import OPEN_CLIP_TEXT_LEFTOVERS, OpenCLIPImageEncoder, 
 from ..models.streamingt2v import OFFICIAL_PREFIXES, StreamingT2V, StreamingT2VConfig
 from ..models.unet3d import UNet3D, UNet3DConfig
 from .components import load_component, meta_parameters, sub_state_dict
-from .keycheck import KeyReport, compare_shapes
+from .key_report import KeyReport, compare_shapes
 
 FORMAT_METADATA = {"format": "streamingt2v", "layout": "official"}
 ALL_COMPONENTS = tuple(OFFICIAL_PREFIXES)  # unet, cam, resampler, image_encoder, text_encoder, vae
