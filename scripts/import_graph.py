@@ -37,6 +37,22 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
 ]
 FLOOR_INDEX = {name: i for i, (name, _) in enumerate(FLOORS)}
 
+# Heavy optional libraries: the only ones a function may import inside its body, each for its reason.
+# A function-local import of a pack module is allowed only where it defers one of these (the module it
+# imports loads one at import time and the importing module does not).
+HEAVY_OPTIONAL: dict[str, str] = {
+    "diffusers": "seconds to import; only the VAE, the UNet3D-folder enhancers and Stream-DiffVSR need it",
+    "transformers": "seconds to import; only the CLIP text encoders need it",
+    "open_clip": "pulls in timm/huggingface_hub; only the tokenizers and the open_clip towers need it",
+    "kornia": "only the official image-encoder preprocessing parity path needs it",
+    "torchsde": "only the DPM++ SDE Brownian-tree noise needs it",
+    "av": "PyAV (FFmpeg bindings) is only needed to read or write a video file",
+    "PIL": "only image files (start frames, previews) need it",
+    "safetensors": "importing the pack must not load it (tests/test_nodes_pack_import.py); read/write time only",
+    "comfy": "ComfyUI itself: only nodes/host imports it, and only inside ComfyUI",
+    "folder_paths": "ComfyUI itself: only nodes/host imports it, and only inside ComfyUI",
+}
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -90,6 +106,7 @@ class _Collector(ast.NodeVisitor):
         self.depth = 0
         self.edges: list[Edge] = []
         self.uses_importlib = False
+        self.top_external: set[str] = set()  # top-level names of third-party/stdlib modules imported at load time
 
     def _known_target(self, dotted: str) -> str | None:
         while dotted:
@@ -112,13 +129,18 @@ class _Collector(ast.NodeVisitor):
     def visit_Import(self, node):  # noqa: N802
         for alias in node.names:
             self.uses_importlib |= alias.name == "importlib" or alias.name.startswith("importlib.")
-            self._add(self._known_target(alias.name), node)
+            target = self._known_target(alias.name)
+            self._add(target, node)
+            if target is None and self.depth == 0:
+                self.top_external.add(alias.name.split(".")[0])
 
     def visit_ImportFrom(self, node):  # noqa: N802
         if node.module == "importlib" or (node.module or "").startswith("importlib."):
             self.uses_importlib = True
         base = _resolve(self.package, node.module, node.level)
         if not node.level and not self._known_target(base):
+            if self.depth == 0 and node.module != "__future__":
+                self.top_external.add(base.split(".")[0])
             return  # a third-party or standard-library module
         for alias in node.names:  # ``from . import host`` names a submodule, ``from .x import f`` a name
             sub = f"{base}.{alias.name}" if base != ROOT else alias.name
@@ -155,6 +177,39 @@ class Graph:
     modules: list[str]
     edges: list[Edge]
     external_local: dict[str, list[tuple[int, str]]]  # module -> function-local third-party imports
+    top_external: dict[str, set[str]]  # module -> third-party/stdlib packages it imports at load time
+
+    def heavy_at_import(self, module: str) -> set[str]:
+        """The heavy optional libraries importing ``module`` loads (its parent packages included)."""
+        if not hasattr(self, "_heavy"):
+            self._heavy: dict[str, set[str]] = {}
+        if module in self._heavy:
+            return self._heavy[module]
+        self._heavy[module] = set()  # a circle contributes nothing twice
+        found = self.top_external.get(module, set()) & HEAVY_OPTIONAL.keys()
+        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+        deps = [e.target for e in self.edges if e.source == module and not e.local and not e.dynamic]
+        for dep in parents + deps:
+            if dep in self.top_external or dep in self.modules:
+                found |= self.heavy_at_import(dep)
+        self._heavy[module] = found
+        return found
+
+    def local_import_verdicts(self) -> list[tuple[Edge, str]]:
+        """Each function-local pack import with '' where it is unjustified, else the library it defers."""
+        out = []
+        for e in self.edges:
+            if e.local and not e.dynamic:
+                deferred = self.heavy_at_import(e.target) - self.heavy_at_import(e.source)
+                out.append((e, ", ".join(sorted(deferred))))
+        return out
+
+    def unjustified_local(self) -> list[str]:
+        """Function-local imports that defer no heavy optional library."""
+        bad = [f"{e.source}:{e.line} -> {e.target}" for e, why in self.local_import_verdicts() if not why]
+        for module, items in sorted(self.external_local.items()):
+            bad += [f"{module}:{line} -> {mod}" for line, mod in items if mod.split(".")[0] not in HEAVY_OPTIONAL]
+        return bad
 
     def violations(self) -> list[tuple[Edge, str, str]]:
         out = []
@@ -214,15 +269,17 @@ def build_graph() -> Graph:
     files = pack_files()
     names = {f: module_name(f) for f in files}
     known = set(names.values())
-    edges, external_local = [], {}
+    edges, external_local, top_external = [], {}, {}
     for f, name in names.items():
         tree = ast.parse(f.read_text(), str(f))
-        edges += _Collector(name, f.name == "__init__.py", known).collect(tree)
+        collector = _Collector(name, f.name == "__init__.py", known)
+        edges += collector.collect(tree)
+        top_external[name] = collector.top_external
         ext = local_external_imports(tree)
         if ext:
             external_local[name] = [(line, mod) for line, mod in ext if not _in_pack(mod, known)]
     edges = sorted(set(edges), key=lambda e: (e.source, e.line, e.target))
-    return Graph(sorted(known), edges, {k: v for k, v in external_local.items() if v})
+    return Graph(sorted(known), edges, {k: v for k, v in external_local.items() if v}, top_external)
 
 
 def _in_pack(mod: str | None, known: set[str]) -> bool:
@@ -237,6 +294,7 @@ def summary(graph: Graph) -> list[str]:
         f"edges: {len(graph.edges)} ({len(graph.edges) - len(local)} top-level, {len(local)} function-local, "
         f"{sum(e.dynamic for e in graph.edges)} via importlib)",
         f"function-local imports of third-party/stdlib modules: {ext_local}",
+        f"function-local imports deferring no heavy optional library: {len(graph.unjustified_local())}",
         f"upward imports: {len(graph.violations())}",
         f"circles: {len(graph.circles())}",
         f"unplaced modules: {len(graph.unplaced())}",
@@ -258,10 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         print("CIRCLE " + " <-> ".join(comp))
     for m in graph.unplaced():
         print(f"UNPLACED {m}")
+    for item in graph.unjustified_local():
+        print(f"UNJUSTIFIED-LOCAL {item}")
     if args.local:
-        for e in graph.edges:
-            if e.local:
-                print(f"LOCAL {e.source}:{e.line} -> {e.target}")
+        for e, why in graph.local_import_verdicts():
+            print(f"LOCAL {e.source}:{e.line} -> {e.target}  " + (f"(defers {why})" if why else "(defers nothing)"))
         for m, items in sorted(graph.external_local.items()):
             for line, mod in items:
                 print(f"LOCAL-EXT {m}:{line} -> {mod}")
