@@ -46,9 +46,13 @@ HEAVY_OPTIONAL: dict[str, str] = {
     "open_clip": "pulls in timm/huggingface_hub; only the tokenizers and the open_clip towers need it",
     "kornia": "only the official image-encoder preprocessing parity path needs it",
     "torchsde": "only the DPM++ SDE Brownian-tree noise needs it",
+    "scenedetect": "PySceneDetect is optional: evaluate skips SCuts with the package to install when it is missing",
     "av": "PyAV (FFmpeg bindings) is only needed to read or write a video file",
     "PIL": "only image files (start frames, previews) need it",
     "safetensors": "importing the pack must not load it (tests/test_nodes_pack_import.py); read/write time only",
+    "torchvision": "only RAFT (Stream-DiffVSR's optical flow) needs it",
+    "scipy": "importing the pack must not load it (tests/test_nodes_pack_import.py)",
+    "huggingface_hub": "importing the pack must not load it (tests/test_nodes_pack_import.py)",
     "comfy": "ComfyUI itself: only nodes/host imports it, and only inside ComfyUI",
     "folder_paths": "ComfyUI itself: only nodes/host imports it, and only inside ComfyUI",
 }
@@ -179,20 +183,28 @@ class Graph:
     external_local: dict[str, list[tuple[int, str]]]  # module -> function-local third-party imports
     top_external: dict[str, set[str]]  # module -> third-party/stdlib packages it imports at load time
 
+    def loaded_at_import(self, module: str) -> set[str]:
+        """The pack modules importing ``module`` runs: top-level imports, transitively, and parent packages."""
+        if not hasattr(self, "_top_succ"):
+            self._top_succ: dict[str, set[str]] = {m: set() for m in self.modules}
+            for e in self.edges:
+                if not e.local and not e.dynamic and e.target in self._top_succ:
+                    self._top_succ[e.source].add(e.target)
+        seen, todo = set(), [module]
+        while todo:
+            m = todo.pop()
+            if m in seen or m not in self._top_succ:
+                continue
+            seen.add(m)
+            todo += self._top_succ[m]
+            todo += [".".join(m.split(".")[:i]) for i in range(1, m.count(".") + 1)]
+        return seen
+
     def heavy_at_import(self, module: str) -> set[str]:
-        """The heavy optional libraries importing ``module`` loads (its parent packages included)."""
-        if not hasattr(self, "_heavy"):
-            self._heavy: dict[str, set[str]] = {}
-        if module in self._heavy:
-            return self._heavy[module]
-        self._heavy[module] = set()  # a circle contributes nothing twice
-        found = self.top_external.get(module, set()) & HEAVY_OPTIONAL.keys()
-        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
-        deps = [e.target for e in self.edges if e.source == module and not e.local and not e.dynamic]
-        for dep in parents + deps:
-            if dep in self.top_external or dep in self.modules:
-                found |= self.heavy_at_import(dep)
-        self._heavy[module] = found
+        """The heavy optional libraries importing ``module`` loads."""
+        found: set[str] = set()
+        for m in self.loaded_at_import(module):
+            found |= self.top_external.get(m, set()) & HEAVY_OPTIONAL.keys()
         return found
 
     def local_import_verdicts(self) -> list[tuple[Edge, str]]:

@@ -22,7 +22,9 @@ import torch
 from ..errors import CheckpointError
 from ..models.enhancer import Enhancer, NativeResolution
 from ..models.msvid2vid import fit_latent_size
+from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
 from ..models.unet3d import UNet3D, UNet3DConfig
+from ..models.vae import build_vae, vae_config_from_state_dict
 from ..schedules.discrete import betas_for
 from ..schedules.vp_sigmas import VPSigmaTable
 from .components import load_component
@@ -173,8 +175,6 @@ def find_enhancer_files(paths: Sequence[str | os.PathLike]) -> EnhancerFiles:
 
 # -- component builders ---------------------------------------------------------------------------------
 def _text_encoder(f: _File, dtype, device):
-    from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
-
     sd = f.state_dict()
     if f.role == "open_clip":
         try:
@@ -189,8 +189,6 @@ def _text_encoder(f: _File, dtype, device):
 
 
 def _vae(f: _File, dtype, device):
-    from ..models.vae import build_vae, vae_config_from_state_dict
-
     sd = f.state_dict()
     try:
         if f.role == "sd_checkpoint":

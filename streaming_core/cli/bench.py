@@ -16,6 +16,7 @@ import sys
 import torch
 
 from ..errors import InputError
+from ..pipelines import generate_benchmark
 from .devices import DTYPES, pick_device, pick_dtype
 
 STAGES = ("initial", "extend", "refine", "upscale")
@@ -59,8 +60,6 @@ def _other_stage(stage: str, full: bool, device, dtype, steps):
 
 
 def run(args) -> int:
-    from ..pipelines import generate_benchmark
-
     device, dtype = resolve(args)
     stages = STAGES if args.stage == "all" else (args.stage,)
     print(f"benchmark on {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "

@@ -22,10 +22,19 @@ from typing import Optional
 import torch
 
 from .. import validation
+from ..checkpoints.inspect import inspect_path
+from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file, load_modelscope_unet
+from ..checkpoints.st2v import load_streamingt2v
+from ..checkpoints.vidxtend import is_vidxtend_folder
 from ..errors import CheckpointError, InputError
+from ..pipelines.checks import CHUNK_FRAMES, check_size
+from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video
+from ..pipelines.run_folder import RunFolder
 from ..tiny.modelscope import build_tiny_modelscope_unet
 from ..tiny.st2v import build_tiny_streamingt2v
+from ..video_io import VideoWriter, read_video, video_info
 from .devices import DTYPES, add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
+from .progress_bar import ProgressBar
 
 DEMO_PROMPT = "a red panda climbing a tree, pipeline demo"
 BANNER = ("PIPELINE DEMO: tiny random-weight models, no trained weights. The video proves the pipeline "
@@ -91,8 +100,6 @@ def add_generation_arguments(parser: argparse.ArgumentParser, demo: bool = False
 
 
 def extension_settings(args):
-    from ..pipelines.long_video import ExtensionSettings
-
     if args.guidance is not None and (args.text_guidance is not None or args.anchor_guidance is not None):
         raise InputError("give either --guidance (one joint scale) or --text-guidance/--anchor-guidance "
                          "(the paper's separate scales), not both.")
@@ -103,8 +110,6 @@ def extension_settings(args):
 
 
 def initial_settings(args):
-    from ..pipelines.long_video import InitialChunkSettings
-
     return InitialChunkSettings(steps=args.base_steps, guidance=args.base_guidance, sampler=args.sampler,
                                 height=args.height, width=args.width)
 
@@ -112,10 +117,6 @@ def initial_settings(args):
 def check_generation_args(args) -> None:
     """Every setting and the output, checked before any model is loaded (the pipelines check the
     settings again, for Python callers and the nodes)."""
-    from ..pipelines.checks import CHUNK_FRAMES, check_size
-    from ..pipelines.run_folder import RunFolder
-    from ..video_io import video_info
-
     extension_settings(args)
     if not args.init_video and not args.resume:
         initial_settings(args)  # size, steps, guidance and sampler of the first chunk
@@ -139,8 +140,6 @@ def check_generation_args(args) -> None:
 
 # -- weights ---------------------------------------------------------------------------------------
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
-    from ..checkpoints.vidxtend import is_vidxtend_folder
-
     folder = Path(models_dir) / "streamingt2v"
     return next((folder / n for n in ST2V_FILE_NAMES
                  if (folder / n).is_file() or is_vidxtend_folder(folder / n)), None)
@@ -155,16 +154,12 @@ def image_encoder_for(st2v_path: Path, args) -> Optional[Path]:
     first found under --models-dir. None lets the checkpoint's own encoder (or its clear error) stand."""
     if args.image_encoder:
         return Path(args.image_encoder)
-    from ..checkpoints.inspect import inspect_path
-
     if inspect_path(st2v_path).layout in ("vidxtend", "vidxtend_folders"):
         return find_image_encoder(args.models_dir)
     return None
 
 
 def find_base(models_dir: str | Path) -> Optional[Path]:
-    from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file
-
     folder = Path(models_dir) / "streamingt2v"
     for candidate in [folder / n for n in BASE_FOLDER_NAMES] + [folder / "unet"]:
         if candidate.is_dir():
@@ -195,11 +190,6 @@ def read_image(path: str) -> torch.Tensor:
 # -- running ---------------------------------------------------------------------------------------
 def render(args, model, base_unet, label: str = "") -> int:
     """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
-    from ..pipelines.long_video import extend_video, generate_long_video
-    from ..pipelines.run_folder import RunFolder
-    from ..video_io import VideoWriter, read_video
-    from .progress_bar import ProgressBar
-
     settings = extension_settings(args)
     initial = initial_settings(args) if not args.init_video else None
     anchor = read_image(args.anchor) if args.anchor else None
@@ -309,9 +299,6 @@ def run(args) -> int:
         raise CheckpointError(f"no ModelScope UNet for the first chunk: give --base (the text-to-video-ms-1.7b "
                               f"folder or its unet/diffusion_pytorch_model.safetensors), or put that folder under "
                               f"{Path(args.models_dir) / 'streamingt2v'}; or start from a video with --init-video.")
-
-    from ..checkpoints.modelscope import load_modelscope_unet
-    from ..checkpoints.st2v import load_streamingt2v
 
     dtype = pick_dtype(args.dtype, device)
     image_encoder = image_encoder_for(st2v_path, args)

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import sys
 
-from .devices import add_memory_arguments
+from .. import validation
+from ..checkpoints.enhancer import load_enhancer
+from ..errors import InputError
+from ..models.enhancer import NativeResolution
+from ..pipelines.refine import check_refine_settings, file_source, refine_stream
+from ..pipelines.refine_state import RefineStateFolder
+from ..video_io import VideoWriter
+from .devices import add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
 
 
 def add_arguments(parser) -> None:
@@ -52,15 +59,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import validation
-    from ..checkpoints.enhancer import load_enhancer
-    from .devices import load_device, manage_memory, pick_device, pick_dtype
-    from ..errors import InputError
-    from ..models.enhancer import NativeResolution
-    from ..pipelines.refine import check_refine_settings, file_source, refine_stream
-    from ..pipelines.refine_state import RefineStateFolder
-    from ..video_io import VideoWriter
-
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     # every setting and the output before the video is read and the enhancer loaded

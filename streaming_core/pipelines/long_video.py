@@ -39,6 +39,7 @@ from . import extend as extend_step
 from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
                      check_prompts, check_scale, check_seed, check_size, check_steps)
 from .frames import as_image_batch, fit_image, image_to_signed, unit_to_image
+from .initial_chunk import generate_initial_chunk
 
 RNG_MODES = ("per_chunk", "official")
 STATE_VERSION = 1
@@ -415,8 +416,6 @@ def generate_long_video(
     initial chunk too. resume: a ``LoopState`` of an interrupted run; ``previous_frames`` are its
     frames (or None with ``keep_frames=False``). Other arguments as ``extend_video``.
     """
-    from .initial_chunk import generate_initial_chunk
-
     _check_frames(frames, CHUNK_FRAMES, "a long video starts with one 16-frame chunk")
     height, width = initial.height, initial.width
     anchor = _as_anchor(model, anchor, height, width)

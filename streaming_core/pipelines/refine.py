@@ -27,15 +27,17 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from .. import validation
+from ..benchmark import BenchResult, measure_steps, peak_memory
 from ..errors import InputError
-from ..progress import ProgressCallback, StepCounter
-from ..seeds import derive_seed
 from ..models.enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
+from ..progress import ProgressCallback, StepCounter
 from ..sampling.blend import BLEND_MODES, chunk_windows
 from ..sampling.guided_model import enhancer_chunk_model
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
-from ..schedules.vp_sigmas import strength_to_timestep
 from ..sampling.wavefront import WavefrontSDEdit
+from ..schedules.vp_sigmas import strength_to_timestep
+from ..seeds import derive_seed
+from ..tiny.enhancer import TINY_RESOLUTION, build_benchmark_enhancer
 from ..video_io import iter_video_frames, to_uint8, video_info
 from .long_video import model_fingerprint
 from .refine_state import RefineCheckpoint, RefineStateFolder, digest_file, digest_frames
@@ -418,9 +420,6 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     zeroscope-size UNet3D), a 256 px input refined to 720x720 on the 1280x720 canvas - meant for a GPU.
     40 frames = two official chunks of 24 overlapping by 8.
     """
-    from ..benchmark import BenchResult, measure_steps, peak_memory
-    from ..tiny.enhancer import TINY_RESOLUTION, build_benchmark_enhancer
-
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
