@@ -23,16 +23,18 @@ PACKAGES = ("streaming_core", "nodes")  # plus the pack root's __init__.py, name
 ROOT = "(pack)"
 
 # Floors, lowest first. A module may import its own floor and any floor below it, never one above.
-# Longest matching prefix wins; a module matching no prefix is reported as unplaced.
+# Longest matching prefix wins (so a new top-level ``streaming_core.x`` module is a base module); a
+# module matching no prefix is reported as unplaced.
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("streaming_core", "streaming_core.errors", "streaming_core.seeds", "streaming_core.progress",
               "streaming_core.video_io", "streaming_core.state_files", "streaming_core.official",
               "streaming_core.benchmark")),
     ("schedules", ("streaming_core.schedules",)),
     ("models", ("streaming_core.models",)),
-    ("sampling", ("streaming_core.sampling", "streaming_core.metrics")),
-    ("checkpoints", ("streaming_core.checkpoints", "streaming_core.tiny")),
-    ("pipelines", ("streaming_core.pipelines", "streaming_core.parity")),
+    ("sampling", ("streaming_core.sampling",)),
+    ("checkpoints", ("streaming_core.checkpoints",)),
+    # tiny models, parity runners and metrics drive whole runs and loaders, like the pipelines
+    ("pipelines", ("streaming_core.pipelines", "streaming_core.parity", "streaming_core.tiny", "streaming_core.metrics")),
     ("cli/nodes", ("streaming_core.cli", "streaming_core.__main__", "nodes", ROOT)),
 ]
 FLOOR_INDEX = {name: i for i, (name, _) in enumerate(FLOORS)}
