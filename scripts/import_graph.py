@@ -184,6 +184,7 @@ class Graph:
     edges: list[Edge]
     external_local: dict[str, list[tuple[int, str]]]  # module -> function-local third-party imports
     top_external: dict[str, set[str]]  # module -> third-party/stdlib packages it imports at load time
+    local_statements: int = 0  # import statements inside function bodies
 
     def loaded_at_import(self, module: str) -> set[str]:
         """The pack modules importing ``module`` runs: top-level imports, transitively, and parent packages."""
@@ -283,17 +284,21 @@ def build_graph() -> Graph:
     files = pack_files()
     names = {f: module_name(f) for f in files}
     known = set(names.values())
-    edges, external_local, top_external = [], {}, {}
+    edges, external_local, top_external, local_statements = [], {}, {}, set()
     for f, name in names.items():
         tree = ast.parse(f.read_text(), str(f))
         collector = _Collector(name, f.name == "__init__.py", known)
         edges += collector.collect(tree)
         top_external[name] = collector.top_external
+        for func in ast.walk(tree):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                local_statements |= {(name, n.lineno) for n in ast.walk(func) if isinstance(n, (ast.Import, ast.ImportFrom))}
         ext = local_external_imports(tree)
         if ext:
             external_local[name] = [(line, mod) for line, mod in ext if not _in_pack(mod, known)]
     edges = sorted(set(edges), key=lambda e: (e.source, e.line, e.target))
-    return Graph(sorted(known), edges, {k: v for k, v in external_local.items() if v}, top_external)
+    return Graph(sorted(known), edges, {k: v for k, v in external_local.items() if v}, top_external,
+                 len(local_statements))
 
 
 def _in_pack(mod: str | None, known: set[str]) -> bool:
@@ -307,6 +312,7 @@ def summary(graph: Graph) -> list[str]:
         f"modules: {len(graph.modules)}",
         f"edges: {len(graph.edges)} ({len(graph.edges) - len(local)} top-level, {len(local)} function-local, "
         f"{sum(e.dynamic for e in graph.edges)} via importlib)",
+        f"function-local import statements: {graph.local_statements}",
         f"function-local imports of third-party/stdlib modules: {ext_local}",
         f"function-local imports deferring no heavy optional library: {len(graph.unjustified_local())}",
         f"upward imports: {len(graph.violations())}",
