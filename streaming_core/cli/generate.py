@@ -27,6 +27,7 @@ from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file, load_mod
 from ..checkpoints.st2v import load_streamingt2v
 from ..checkpoints.vidxtend import is_vidxtend_folder
 from ..errors import CheckpointError, InputError
+from ..official import EXTENSION, INITIAL_CHUNK
 from ..pipelines.checks import CHUNK_FRAMES, check_size
 from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video
 from ..pipelines.run_folder import RunFolder
@@ -83,20 +84,26 @@ def add_generation_arguments(parser: argparse.ArgumentParser, demo: bool = False
     parser.add_argument("--state", metavar="DIR", help="where to keep the resume state (default: OUT.state)")
     parser.add_argument("--keep-state", action="store_true", help="keep the resume state after a finished run")
     g = parser.add_argument_group("sampling")
-    g.add_argument("--steps", type=int, default=3 if demo else 50, help="DDIM steps per extension chunk")
-    g.add_argument("--eta", type=float, default=1.0, help="DDIM eta of the extensions (official 1.0)")
+    g.add_argument("--steps", type=int, default=3 if demo else EXTENSION.steps,
+                   help="DDIM steps per extension chunk")
+    g.add_argument("--eta", type=float, default=EXTENSION.eta,
+                   help=f"DDIM eta of the extensions (official {EXTENSION.eta})")
     g.add_argument("--guidance", type=float, default=None,
-                   help="joint text+anchor guidance of the extensions (official 7.5)")
+                   help=f"joint text+anchor guidance of the extensions (official {EXTENSION.guidance})")
     g.add_argument("--text-guidance", type=float, default=None, help="eq. 12 of the paper: text scale")
     g.add_argument("--anchor-guidance", type=float, default=None, help="eq. 12 of the paper: anchor scale")
     g.add_argument("--rng", choices=("per_chunk", "official"), default="per_chunk",
                    help="per_chunk: each chunk's noise from (seed, chunk); official: one generator in turn")
-    g.add_argument("--base-steps", type=int, default=3 if demo else 50, help="steps of the first chunk")
-    g.add_argument("--base-guidance", type=float, default=9.0, help="guidance of the first chunk (official 9.0)")
+    g.add_argument("--base-steps", type=int, default=3 if demo else INITIAL_CHUNK.steps,
+                   help="steps of the first chunk")
+    g.add_argument("--base-guidance", type=float, default=INITIAL_CHUNK.guidance,
+                   help=f"guidance of the first chunk (official {INITIAL_CHUNK.guidance})")
     g.add_argument("--sampler", choices=("dpmpp_2m", "ddim"), default="dpmpp_2m",
                    help="first-chunk sampler (official: DPM-Solver++ 2M)")
-    g.add_argument("--height", type=int, default=64 if demo else 256, help="frame height, a multiple of 8")
-    g.add_argument("--width", type=int, default=64 if demo else 256, help="frame width, a multiple of 8")
+    g.add_argument("--height", type=int, default=64 if demo else INITIAL_CHUNK.size,
+                   help="frame height, a multiple of 8")
+    g.add_argument("--width", type=int, default=64 if demo else INITIAL_CHUNK.size,
+                   help="frame width, a multiple of 8")
 
 
 def extension_settings(args):

@@ -33,6 +33,7 @@ import torch
 
 from .. import validation
 from ..errors import InputError
+from ..official import INITIAL_CHUNK
 from ..progress import ProgressCallback, StepCounter, no_progress
 from ..seeds import derive_seed
 from . import extend as extend_step
@@ -90,11 +91,11 @@ class ExtensionSettings:
 class InitialChunkSettings:
     """The first chunk (stock ModelScope UNet); official values by default."""
 
-    steps: int = 50
-    guidance: float = 9.0
+    steps: int = INITIAL_CHUNK.steps
+    guidance: float = INITIAL_CHUNK.guidance
     sampler: str = "dpmpp_2m"
-    height: int = 256
-    width: int = 256
+    height: int = INITIAL_CHUNK.size
+    width: int = INITIAL_CHUNK.size
 
     def __post_init__(self):
         check_steps(self.steps)
