@@ -26,6 +26,7 @@ from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
 from ..models.unet3d import UNet3D, UNet3DConfig
 from ..models.vae import build_vae, vae_config_from_state_dict
 from ..schedules.discrete import betas_for
+from ..schedules.prediction import prediction_type
 from ..schedules.vp_sigmas import VPSigmaTable
 from .components import load_component
 from .files import WEIGHT_SUFFIXES, load_state_dict, read_safetensors_header
@@ -235,9 +236,10 @@ def _unet3d_table(scheduler: Optional[Path]) -> tuple[VPSigmaTable, str]:
                               str(cfg["beta_schedule"]))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{scheduler}: its noise schedule cannot be built ({exc}).") from exc
-    prediction = {"epsilon": "epsilon", "v_prediction": "v", "sample": "sample"}.get(cfg["prediction_type"])
-    if prediction is None:
-        raise CheckpointError(f"{scheduler}: unknown prediction_type {cfg['prediction_type']!r}")
+    try:
+        prediction = prediction_type(cfg["prediction_type"])
+    except ValueError as exc:
+        raise CheckpointError(f"{scheduler}: unknown prediction_type {cfg['prediction_type']!r}") from exc
     return VPSigmaTable.from_alphas_cumprod(torch.cumprod(1 - betas, 0)), prediction
 
 

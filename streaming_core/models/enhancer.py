@@ -78,7 +78,7 @@ class Enhancer:
     text_encoder: nn.Module  # .encode(prompts) -> (B, 77, D)
     vae: nn.Module  # diffusers AutoencoderKL
     table: VPSigmaTable
-    prediction_type: str  # "v", "epsilon" or "sample"
+    prediction_type: str  # schedules.prediction.PREDICTION_TYPES: "epsilon", "v" or "sample"
     resolution: NativeResolution
     size_rule: Optional[SizeRule] = None  # latent (h, w) -> the nearest size the UNet accepts
     init: str = "exact"  # sdedit_windows' init scaling ("modelscope" keeps MS-Vid2Vid-XL's quirk)
