@@ -113,7 +113,7 @@ def extension_settings(args):
     text = args.text_guidance if args.text_guidance is not None else args.guidance
     return ExtensionSettings(
         prompts=args.prompt or [], negative_prompt=args.negative_prompt, seed=args.seed, steps=args.steps,
-        eta=args.eta, guidance=7.5 if text is None else text, anchor_guidance=args.anchor_guidance, rng=args.rng)
+        eta=args.eta, guidance=EXTENSION.guidance if text is None else text, anchor_guidance=args.anchor_guidance, rng=args.rng)
 
 
 def initial_settings(args):
