@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from ..streaming_core.pipelines.enhancer import NativeResolution
+from ..streaming_core.models.enhancer import NativeResolution
 from ..streaming_core.pipelines.refine import FrameSource, check_refine_inputs, refine_state_name, refine_stream
 from ..streaming_core.pipelines.refine_state import digest_file, digest_frames
 from ..streaming_core.sampling.blend import BLEND_MODES

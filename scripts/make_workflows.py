@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+import workflow_check as wc  # scripts/ (this file's folder) is on the path when run as a script
+from pack_loader import load_pack
 
-import workflow_check as wc  # noqa: E402
-from pack_loader import load_pack  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GROUP_COLORS = {"models": "#3f789e", "generate": "#8A8", "loop": "#a1309b", "refine": "#b58b2a", "save": "#444",
                 "upscale": "#88A"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional, Union
 
+import numpy as np
 import torch
 
 Source = Union[str, os.PathLike, io.IOBase]
@@ -148,8 +149,6 @@ class AudioMuxer:
 def _audio_frame(array, layout: str, rate: int):
     """A planar float frame from (channels, samples)."""
     av = _av()
-    import numpy as np
-
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(array, dtype=np.float32), format="fltp", layout=layout)
     frame.sample_rate = rate
     return frame

@@ -135,10 +135,10 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
 def _yuv420p_frame(av, rgb, index: int):
     """The encoder's input frame, converted to yuv420p here and handed over as a packed copy.
 
-    Handing PyAV an rgb24 frame lets it convert inside ``encode``, and that path makes libx264's output
+    Handing PyAV an rgb24 frame lets it convert inside ``encode``, and that path made libx264's output
     depend on the run: the same frames encoded twice decoded differently (up to 0.098) in 2 to 4 of 5
-    runs, single-threaded or not. Converting first (the same swscale conversion) and passing packed
-    planes with an explicit pts gave the identical file in every run, so same frames = same file.
+    runs. Converting first (the same swscale conversion) and passing packed planes with an explicit pts,
+    with the encoder single-threaded (DETERMINISTIC_X264), gave the identical file in every run.
     """
     yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
     frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -158,14 +158,22 @@ class VideoFormat:
     even_sides: bool = True  # yuv420p needs even sides; RGB does not
 
 
+# libx264 single-threaded, lookahead included: with its default threads, the same frames encoded 40 times
+# under CPU load gave 2 files whose first two frames decoded differently (up to 0.09); with these settings
+# 250 of 250 were identical. Same frames = same file, which resume states and the tests rely on. The
+# encoder is not the bottleneck next to a diffusion model (a few ms a frame at 720p).
+DETERMINISTIC_X264 = {"threads": "1", "x264-params": "threads=1:lookahead-threads=1:sync-lookahead=0:deterministic=1"}
+
+
 def delivery_format(crf: int = 18, codec: str = "libx264") -> VideoFormat:
     """H.264 yuv420p mp4 at ``crf`` (18: visually lossless): what players and browsers play."""
-    return VideoFormat(codec, "yuv420p", {"crf": str(crf)})
+    return VideoFormat(codec, "yuv420p", {"crf": str(crf), **DETERMINISTIC_X264})
 
 
 DELIVERY = delivery_format()
 # Exact 8-bit RGB (qp 0 is lossless; no chroma subsampling), fast to write and read (see the top).
-LOSSLESS = VideoFormat("libx264rgb", "rgb24", {"qp": "0", "preset": "ultrafast"}, "matroska", ".mkv", even_sides=False)
+LOSSLESS = VideoFormat("libx264rgb", "rgb24", {"qp": "0", "preset": "ultrafast", **DETERMINISTIC_X264}, "matroska",
+                       ".mkv", even_sides=False)
 
 
 class VideoWriter:

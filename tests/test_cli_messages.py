@@ -12,7 +12,7 @@ import torch
 from streaming_core.cli import main, progress_bar
 from streaming_core.cli.progress_bar import ProgressBar
 from streaming_core.cli.refine import choose_resolution
-from streaming_core.pipelines.enhancer import NativeResolution
+from streaming_core.models.enhancer import NativeResolution
 from streaming_core.tiny.marker import TEST_SIZED_PARAMETERS, tiny_tree_of, tiny_weights_note, write_marker
 
 

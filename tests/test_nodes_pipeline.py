@@ -17,7 +17,7 @@ import torch
 from pack_loader import load_pack
 from streaming_core.errors import Cancelled, CheckpointError, InputError
 from streaming_core.models.streamingt2v import StreamingT2V
-from streaming_core.pipelines.enhancer import Enhancer
+from streaming_core.models.enhancer import Enhancer
 from streaming_core.models.sdvsr.bundle import SDVSRModels
 from streaming_core.pipelines.upscale import UpscaleState
 from tiny_models_tree import tiny_models_dir

@@ -16,7 +16,7 @@ from streaming_core.sampling.blend import chunk_windows, owner_of_frames
 from streaming_core.sampling.dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, sample_dpmpp_2m_sde
 from streaming_core.sampling.guided_model import guided_chunk_model
 from streaming_core.sampling.sdedit import sdedit_windows, to_x0
-from streaming_core.sampling.vp_schedules import VPSigmaTable, strength_to_timestep
+from streaming_core.schedules.vp_sigmas import VPSigmaTable, strength_to_timestep
 
 TABLE = VPSigmaTable.ms_vid2vid()
 

@@ -43,7 +43,7 @@ def no_tensor_reads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("inspect must not load tensors")
 
-    monkeypatch.setattr(files_module, "_load_safetensors", refuse)
+    monkeypatch.setattr(files_module, "load_safetensors", refuse)
     monkeypatch.setattr("safetensors.torch.load_file", refuse)
 
 
@@ -89,7 +89,7 @@ def test_image_encoder_layouts(weight_files):
 
 
 def test_other_formats_of_this_pack(tmp_path):
-    from streaming_core.checkpoints.files import save_safetensors
+    from streaming_core.state_files import save_safetensors
     from streaming_core.tiny.enhancer import write_tiny_msvid2vid
     from streaming_core.tiny.modelscope import build_tiny_modelscope_unet, write_tiny_modelscope
 
@@ -123,7 +123,7 @@ def test_other_formats_of_this_pack(tmp_path):
 
 
 def test_unknown_file_lists_its_names(tmp_path):
-    from streaming_core.checkpoints.files import save_safetensors
+    from streaming_core.state_files import save_safetensors
 
     save_safetensors({"foo.weight": torch.zeros(1), "bar.bias": torch.zeros(1)}, tmp_path / "x.safetensors")
     result = inspect_path(tmp_path / "x.safetensors")

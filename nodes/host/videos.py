@@ -27,7 +27,8 @@ import torch
 
 from ...streaming_core.errors import InputError
 from ...streaming_core.video_audio import AudioTrack
-from ...streaming_core.video_io import DELIVERY, LOSSLESS, FrameSource, VideoWriter, read_video, transcode
+from ...streaming_core.video_io import (DELIVERY, LOSSLESS, FrameSource, VideoWriter, read_video, transcode,
+                                        video_info)
 from .images import image_to_frames
 from .runtime import comfy_module
 
@@ -205,8 +206,6 @@ def write_video_output(frames: Iterable[torch.Tensor], fps: Fraction, made_by: s
 
 
 def _frame_size(path: Path) -> tuple[int, int]:
-    from ...streaming_core.video_io import video_info
-
     info = video_info(path)
     return info["width"], info["height"]
 

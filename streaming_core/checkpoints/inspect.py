@@ -8,7 +8,6 @@ non-zip format cannot be memory-mapped and are read whole; ``TensorIndex.lazy`` 
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,51 +15,14 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import CheckpointError
-from .files import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, check_exists, read_safetensors_header
+from .files import (SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, TensorIndex, TensorInfo, part_weight_files,  # noqa: F401
+                    read_tensor_infos)
+from .folder_layout import detect_folder_layout
+from .image_encoder import KNOWN_TOWERS
 from .layouts import LAYOUTS, Layout, detect_file_layout, hf_vision_prefix, open_clip_visual_prefix, top_level_names
+from .sdvsr import RAFT_FILE_NAME
 
-_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
-                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
-                       "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 _BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    shape: tuple
-    dtype: str  # torch's name without "torch.", e.g. "float16"
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass
-class TensorIndex:
-    path: Path
-    tensors: dict[str, TensorInfo]
-    metadata: dict[str, str] = field(default_factory=dict)
-    lazy: bool = True  # True: no tensor data was read
-
-
-def read_tensor_infos(path: str | os.PathLike) -> TensorIndex:
-    path = check_exists(path)
-    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        header = read_safetensors_header(path)
-        from safetensors import safe_open  # header only: the metadata dict
-
-        with safe_open(str(path), "pt") as f:
-            metadata = dict(f.metadata() or {})
-        infos = {k: TensorInfo(tuple(v["shape"]), _SAFETENSORS_DTYPES.get(v["dtype"], v["dtype"].lower()))
-                 for k, v in header.items()}
-        return TensorIndex(path, infos, metadata)
-    import zipfile
-
-    from .files import load_state_dict
-
-    sd = load_state_dict(path)  # weights only; memory-mapped for the zip format
-    infos = {k: TensorInfo(tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in sd.items()}
-    return TensorIndex(path, infos, lazy=zipfile.is_zipfile(path))
 
 
 # -- summaries --------------------------------------------------------------------------------------
@@ -166,7 +128,6 @@ def _group(tensors: dict[str, TensorInfo], parts: tuple[tuple[str, str], ...], k
 
 def _tower_note(tensors: dict[str, TensorInfo]) -> Optional[str]:
     """Which CLIP vision tower a file holds, and whether APM can use it."""
-    from .image_encoder import KNOWN_TOWERS
 
     prefix = open_clip_visual_prefix(tensors)
     if prefix is not None:
@@ -265,32 +226,7 @@ def _weight_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
 
 
-def detect_folder_layout(folder: str | os.PathLike) -> str:
-    from .msvid2vid import UNET_FILE
-    from .files import part_weight_files
-    from .vidxtend import is_vidxtend_folder
-
-    folder = Path(folder)
-    if is_vidxtend_folder(folder):
-        return "vidxtend_folders"
-    if (folder / UNET_FILE).is_file():
-        return "msvid2vid_folder"
-    if (folder / "unet").is_dir():
-        try:
-            unet_file = part_weight_files(folder, "unet", hint="")[0]
-        except CheckpointError:
-            return "unknown"
-        keys = read_tensor_infos(unet_file).tensors  # a refused or broken file says so, not "no weights"
-        if "transformer_in.proj_in.weight" in keys:
-            return "modelscope_folder"
-        if (folder / "controlnet").is_dir():
-            return "sdvsr_folder"
-    return "unknown"
-
-
 def _inspect_subfolders(folder: Path, layout: str) -> Inspection:
-    from .files import part_weight_files
-
     result = Inspection(folder, layout)
     for label, where in LAYOUTS[layout].components:
         part = where.rstrip("./")
@@ -326,8 +262,6 @@ def inspect_path(path: str | os.PathLike) -> Inspection:
     if layout in _MODEL_FOLDERS:
         result = _inspect_subfolders(path, layout)
         if layout == "sdvsr_folder":
-            from .sdvsr import RAFT_FILE_NAME
-
             raft = path / RAFT_FILE_NAME
             if not raft.is_file():
                 raft = path.parent / RAFT_FILE_NAME

@@ -18,6 +18,7 @@ import torch
 
 from .. import benchmark
 from ..errors import InputError
+from ..pipelines import generate_benchmark
 from .devices import DTYPES, pick_device, pick_dtype
 from .progress_bar import duration
 
@@ -91,8 +92,6 @@ class StageProgress:
 
 
 def run(args) -> int:
-    from ..pipelines import generate_benchmark
-
     device, dtype = resolve(args)
     stages = STAGES if args.stage == "all" else (args.stage,)
     print(f"benchmark on {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "

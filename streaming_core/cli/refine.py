@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import sys
 
-from .devices import add_memory_arguments
+from .. import validation
+from ..checkpoints.enhancer import load_enhancer
+from ..errors import InputError
+from ..models.enhancer import NativeResolution, plan_frames
+from ..pipelines.refine import check_refine_settings, file_source, refine_stream
+from ..pipelines.refine_state import RefineStateFolder
+from ..tiny.marker import tiny_weights_note
+from ..video_io import VideoWriter
+from .devices import add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
+from .progress_bar import ProgressBar
 
 
 def add_arguments(parser) -> None:
@@ -59,8 +68,6 @@ def choose_resolution(native, height: int, width: int, args, tiny: bool):
     On tiny test weights with no --width/--height, the video's own size without padding: the native
     1280x720 canvas costs tiny random models nearly the attention cost of the real ones (minutes per
     step on a CPU) and buys nothing but noise."""
-    from ..pipelines.enhancer import NativeResolution
-
     if tiny and args.width is None and args.height is None:
         return (NativeResolution(width, height, pad=False),
                 f"tiny test weights: refining on the video's own {width}x{height} canvas instead of the model's "
@@ -70,17 +77,6 @@ def choose_resolution(native, height: int, width: int, args, tiny: bool):
 
 
 def run(args) -> int:
-    from .. import validation
-    from ..checkpoints.enhancer import load_enhancer
-    from .devices import load_device, manage_memory, pick_device, pick_dtype
-    from ..errors import InputError
-    from ..pipelines.enhancer import NativeResolution, plan_frames
-    from ..pipelines.refine import check_refine_settings, file_source, refine_stream
-    from ..pipelines.refine_state import RefineStateFolder
-    from ..tiny.marker import tiny_weights_note
-    from ..video_io import VideoWriter
-    from .progress_bar import ProgressBar
-
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     # every setting and the output before the video is read and the enhancer loaded

@@ -21,7 +21,7 @@ from ..sampling.blend import chunk_windows
 from ..sampling.guidance import cfg, rescale_guidance
 from ..sampling.guided_model import guided_chunk_model
 from ..sampling.sdedit import sdedit_windows, to_x0
-from ..sampling.vp_schedules import VPSigmaTable, logsnr_cosine_interp, zero_terminal_snr
+from ..schedules.vp_sigmas import VPSigmaTable, logsnr_cosine_interp, zero_terminal_snr
 from .report import TABLE_ATOL, CaseResult, combine, compare, guarded
 
 PREDICTION_NAMES = {"v": "v", "eps": "epsilon", "epsilon": "epsilon", "x0": "sample", "sample": "sample"}

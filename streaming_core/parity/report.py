@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 
 import torch
@@ -110,7 +111,5 @@ def guarded(name: str, fn) -> CaseResult:
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001 - reported, not swallowed silently
-        import traceback
-
         tb = traceback.format_exc(limit=-3).strip().splitlines()
         return CaseResult(name, False, detail=f"{type(exc).__name__}: {exc} [{' | '.join(tb[-3:])}]")

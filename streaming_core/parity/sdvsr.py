@@ -22,6 +22,8 @@ from ..checkpoints.sdvsr import build_controlnet_from, build_raft_from, build_un
 from ..models.sdvsr.bundle import SDVSRModels, sdvsr_schedule
 from ..models.sdvsr.denoiser import predict_v
 from ..models.sdvsr.warp import flow_warp
+from ..pipelines.sdvsr_frames import bicubic_x4, preprocess_frame
+from ..pipelines.upscale import UpscaleStream
 from ..sampling.ddim import ddim_prev_timestep, ddim_step
 from .report import TABLE_ATOL, CaseResult, combine, compare, guarded
 
@@ -132,8 +134,6 @@ def case_flow_warp(fx: Fixture, case: dict) -> CaseResult:
 
 
 def case_bicubic(fx: Fixture, case: dict) -> CaseResult:
-    from ..pipelines.sdvsr_frames import bicubic_x4
-
     inputs = list(case["inputs"])
     checks = []
     for k, (out, spec) in enumerate(case["outputs"].items()):
@@ -200,8 +200,6 @@ def case_step(fx: Fixture, case: dict) -> CaseResult:
 
 
 def case_preprocess(fx: Fixture, case: dict) -> CaseResult:
-    from ..pipelines.sdvsr_frames import preprocess_frame
-
     (src,) = case["inputs"]
     checks = [(_check(n, preprocess_frame(fx.tensor(src), 1), fx.tensor(n), spec) if n == "pre.out" else _unknown(n, n))
               for n, spec in case["outputs"].items()]
@@ -235,8 +233,6 @@ def case_schedule(fx: Fixture, case: dict) -> CaseResult:
 
 
 def case_e2e(fx: Fixture, case: dict) -> CaseResult:
-    from ..pipelines.upscale import UpscaleStream
-
     models = SDVSRModels(fx.model("unet"), fx.model("controlnet"), fx.model("vae"), fx.model("raft"),
                          fx.to_dev(fx.tensor("e2e.prompt_embeds")), fx.schedule(), name="fixture")
     lr_frames = fx.tensor("e2e.lr_uint8")
@@ -281,8 +277,6 @@ def case_e2e(fx: Fixture, case: dict) -> CaseResult:
 
 
 def _pre(frame: torch.Tensor, index: int) -> torch.Tensor:
-    from ..pipelines.sdvsr_frames import preprocess_frame
-
     return preprocess_frame(frame, index + 1)
 
 

@@ -24,7 +24,7 @@ from ..models.streamingt2v import StreamingT2V
 from ..pipelines.extend import ExtendConditioning, StepInfo, draw_official_noise, extend_chunk
 from ..sampling.ddim import ddim_prev_timestep, ddim_step
 from ..sampling.guidance import cfg
-from ..sampling.schedules import DiscreteVPSchedule
+from ..schedules.discrete import DiscreteVPSchedule
 from .report import NORMAL_DRAW_ATOL, CaseResult, combine, compare, guarded
 
 

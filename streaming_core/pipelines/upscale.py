@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import torch
 
 from .. import validation
-from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
+from ..benchmark import BenchResult, measure_steps, peak_memory
 from ..errors import InputError
 from ..oom import retry_smaller
 from ..models.sdvsr.bundle import NUM_STEPS, SDVSRModels
@@ -48,6 +48,9 @@ from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, RAFT_DOWNSAMPLE, FlowEstim
 from ..models.sdvsr.warp import flow_warp
 from ..progress import ProgressCallback, StepCounter
 from ..sampling.ddim import ddim_step
+from ..state_files import load_safetensors, save_safetensors
+from ..tiny.sdvsr import build_random_sdvsr
+from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
 from .sdvsr_frames import bicubic_x4, preprocess_frame, to_image
 
 DEFAULT_FLOW_BUDGET = 6 * 1024**3  # bytes of RAFT correlation volume before ``flow_tile="auto"`` tiles
@@ -83,15 +86,11 @@ class UpscaleState:
                    int(tensors["frames_done"]), int(tensors["seed"]))
 
     def save(self, path: str | Path) -> None:
-        from ..checkpoints.files import save_safetensors
-
         save_safetensors(self.to_tensors(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "UpscaleState":
-        from ..checkpoints.files import load_state_dict
-
-        return cls.from_tensors(load_state_dict(path))
+        return cls.from_tensors(load_safetensors(path))
 
 
 Recorder = Callable[[str, torch.Tensor], None]
@@ -356,9 +355,6 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     decode) from the first frame's (no flow, no ControlNet). Tiny: a 12x16 input anywhere.
     ``full=True``: the released networks on ``device``, a 256x256 StreamingT2V frame to 1024x1024.
     """
-    from ..benchmark import BenchResult, measure_steps, peak_memory
-    from ..tiny.sdvsr import build_random_sdvsr
-
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32

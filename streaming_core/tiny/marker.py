@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
+import torch
+
 MARKER = "TINY_TEST_WEIGHTS.txt"
 MARKER_TEXT = ("This models folder was written by `python -m streaming_core make-tiny`: tiny models with RANDOM\n"
                "weights under the real folder and file names, for tests and pipeline demos. Their videos are noise.\n")
@@ -40,8 +42,6 @@ def tiny_tree_of(path: str | os.PathLike) -> Optional[Path]:
 def parameter_count(*modules) -> int:
     """Parameters of every torch module among ``modules`` and their direct attributes (bundles like the
     enhancer or Stream-DiffVSR hold their networks as attributes)."""
-    import torch
-
     seen, total = set(), 0
 
     def add(module) -> None:
