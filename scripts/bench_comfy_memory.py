@@ -1,7 +1,7 @@
 """Peak RSS of the ComfyUI server running the long-video graphs on tiny models, short against long.
 
 Usage: python scripts/bench_comfy_memory.py [--frames 64 640] [--graphs refine upscale] [--out FILE.json]
-       (from the pack root with the test environment; needs the ComfyUI harness, see tests/comfy_harness_util.py)
+       (from the pack root with the test environment; needs the ComfyUI harness, see scripts/comfy_harness_util.py)
 
 Two graphs, each on a fresh server (peak RSS is the server's VmHWM, which only grows, so one server per
 measurement), on make-tiny's random models at a 320x192 output:
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
