@@ -78,13 +78,19 @@ class ST2VChunkLoop:
                                      guidance=text_guidance, anchor_guidance=anchor_guidance)
         (st2v,) = host.load_for_use([st2v_model], memory_required=extension_need(st2v_model, start))
         folder = run_folder(run_name, st2v, start, settings, anchor)
+        messages = []
+
+        def on_resume(message: str) -> None:
+            messages.append(message)
+            log.info("ST2V Chunk Loop: %s", message)
+            host.show_text(message, unique_id)
+
         result = run_chunk_loop(st2v, start, frames, settings, folder, anchor=anchor, keep_state=keep_state,
                                 on_step=host.progress_callback(steps, unique_id),
-                                output_device=host.intermediate_device())
-        if result.resumed_from:
-            log.info("ST2V Chunk Loop: resumed run %s from frame %d; the video has %d frames",
-                     folder.path.name, result.resumed_from, result.video.shape[0])
-        return (host.frames_to_image(result.video),)
+                                output_device=host.intermediate_device(), on_resume=on_resume)
+        if messages:  # shown again once the run is done (the progress text may have been replaced meanwhile)
+            host.show_text(messages[-1], unique_id)
+        return {"ui": {"text": messages}, "result": (host.frames_to_image(result.video),)}
 
 
 NODE_CLASS_MAPPINGS = {"ST2VChunkLoop": ST2VChunkLoop}

@@ -72,6 +72,9 @@ def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys):
     assert "seed" in capsys.readouterr().err
     resumed = tmp_path / "resumed.mp4"
     assert main(common + ["--frames", "25", "--out", str(resumed), "--resume", str(state)]) == 0
+    # the 17-frame run saved two whole chunks (16 + 8 frames); the resumed run says where it picks up
+    assert ("Resumed from frame 24 (frames 0-23 from the saved run, 1 more to make; state part.mp4.state)"
+            in capsys.readouterr().err)
     assert torch.equal(read_video(resumed), read_video(direct))
     assert resumed.read_bytes() == direct.read_bytes()  # the encoding is deterministic: the same file
     assert not state.exists()  # finished: the state is gone

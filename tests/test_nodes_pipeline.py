@@ -67,10 +67,15 @@ def first(env, st2v):
                                     seed=3, steps=STEPS, guidance=9.0, width=SIZE, height=SIZE, frames=16)[0]
 
 
-def loop(st2v, video, frames=32, prompts="a red panda", seed=3, run_name="", keep_state=False, **kw):
+def loop_output(st2v, video, frames=32, prompts="a red panda", seed=3, run_name="", keep_state=False, **kw):
+    """The Chunk Loop's whole return value: {"ui": {"text": [...]}, "result": (video,)}."""
     return node("ST2VChunkLoop")(st2v_model=st2v, video=video, prompts=prompts, negative_prompt="", frames=frames,
                                  seed=seed, steps=STEPS, text_guidance=7.5, anchor_guidance=7.5, run_name=run_name,
-                                 keep_state=keep_state, **kw)[0]
+                                 keep_state=keep_state, **kw)
+
+
+def loop(*args, **kw):
+    return loop_output(*args, **kw)["result"][0]
 
 
 def extender(st2v, video, prompt="a red panda", seed=3, **kw):
@@ -231,9 +236,15 @@ def test_interrupted_loop_resumes_where_it_stopped(env, st2v, first, long, monke
     (folder,) = runs_dir(env).glob("auto-*")
     assert (folder / "state.safetensors").is_file()
     monkeypatch.undo()
+    shown = []
+    monkeypatch.setattr(host, "show_text", lambda text, node_id: shown.append((text, node_id)))
     with caplog.at_level(logging.INFO):
-        video = loop(st2v, first, run_name="auto")
-    assert "resumed run auto-" in caplog.text and "from frame 24" in caplog.text
+        out = loop_output(st2v, first, run_name="auto", unique_id="12")
+    video = out["result"][0]
+    # the user is told, in the log, on the node (ComfyUI's progress text) and in the node's UI output
+    message = f"Resumed from frame 24 (frames 0-23 from the saved run, 8 more to make; state {folder.name})"
+    assert message in caplog.text
+    assert shown[0] == (message, "12") and out["ui"]["text"] == [message]
     assert video.shape == long.shape and torch.equal(video[:16], first)
     torch.testing.assert_close(video[16:24], long[16:24], rtol=0, atol=1 / 255)  # stored as 8-bit frames
     assert same_frames(video[24:], long[24:]), "the next chunk continues exactly"

@@ -190,7 +190,7 @@ def read_image(path: str) -> torch.Tensor:
 def render(args, model, base_unet, label: str = "") -> int:
     """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
     from ..pipelines.long_video import extend_video, generate_long_video
-    from ..pipelines.run_folder import RunFolder
+    from ..pipelines.run_folder import RunFolder, resume_message
     from ..video_io import VideoWriter, read_video
     from .progress_bar import ProgressBar
 
@@ -217,6 +217,7 @@ def render(args, model, base_unet, label: str = "") -> int:
         try:
             if args.resume:
                 state = folder.load_state()
+                print(resume_message(state.frames_done, args.frames, folder.path), file=sys.stderr)
                 for frames in folder.iter_frames(state):
                     frames = frames[: max(0, args.frames - written)]
                     if len(frames):

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
-import torch
+from ..progress import Preview, is_frames
 
 
 class ProgressBar:
@@ -32,11 +32,11 @@ class ProgressBar:
         eta = elapsed / fresh * (total - done)
         return f"{self.label}[{bar}] {done}/{total} steps, {elapsed:.0f}s elapsed, ~{eta:.0f}s left"
 
-    def __call__(self, done: int, total: int, preview: Optional[torch.Tensor] = None) -> None:
+    def __call__(self, done: int, total: int, preview: Preview = None) -> None:
         line = self._line(done, total)
         if self.tty:
             self.stream.write("\r" + line + ("\n" if done >= total else ""))
             self.stream.flush()
-        elif preview is not None or done >= total:
+        elif is_frames(preview) or done >= total:  # a line per finished chunk (its frames), not per step
             self.stream.write(line + "\n")
             self.stream.flush()

@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -33,7 +33,7 @@ from ..progress import ProgressCallback
 from ..video_io import to_uint8
 from .checks import CONDITIONING_FRAMES, check_image_batch, check_size
 from .long_video import Anchor, ExtensionSettings, extend_video, model_fingerprint
-from .run_folder import RunFolder
+from .run_folder import RunFolder, resume_message
 
 AUTO = "auto"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -91,9 +91,10 @@ def _resume_frames(folder: RunFolder, state, video: torch.Tensor) -> torch.Tenso
 def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionSettings,
                    folder: Optional[RunFolder], *, anchor: Optional[Anchor] = None,
                    on_step: Optional[ProgressCallback] = None, output_device: str | torch.device = "cpu",
-                   keep_state: bool = False) -> LoopResult:
+                   keep_state: bool = False, on_resume: Optional[Callable[[str], None]] = None) -> LoopResult:
     """Extend ``video`` to ``frames`` frames, saving the state in ``folder`` after every chunk (None:
-    no state) and continuing the run stored there if there is one."""
+    no state) and continuing the run stored there if there is one; ``on_resume(message)`` then tells
+    the user so (``resume_message``) before any new chunk starts."""
     video = check_image_batch(video, "the start video", CONDITIONING_FRAMES).float()
     check_size(int(video.shape[1]), int(video.shape[2]))
     common = dict(anchor=anchor, on_step=on_step, output_device=output_device)
@@ -102,6 +103,8 @@ def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionS
     if folder.exists():
         state = folder.load_state()
         previous = _resume_frames(folder, state, video)
+        if on_resume is not None:
+            on_resume(resume_message(state.frames_done, frames, folder.path))
         try:
             out = extend_video(model, previous, frames, settings, resume=state, on_chunk=folder.record, **common)
         except InputError as exc:
