@@ -25,7 +25,7 @@ from tiny_models_tree import tiny_models_dir
 
 pytestmark = comfyui
 
-API = REPO / "workflows" / "api"
+API = REPO / "example_workflows" / "api"
 SHIPPED = sorted(p.stem for p in API.glob("streamingt2v_*.json"))
 START_VIDEO = "st2v_example_start.mp4"  # the LoadVideo widget value of the shipped workflows
 START_FRAMES, START_FPS = 12, 8
