@@ -239,3 +239,14 @@ def test_generate_with_offload_writes_the_same_frames(tmp_path, capsys, monkeypa
         videos[offload] = torch.cat([f.reshape(-1, *f.shape[-3:]) for f in written])
     assert videos["none"].shape[0] == 17
     assert torch.equal(videos["none"], videos["layers"])
+
+
+def test_generate_finds_the_checkpoint_in_comfyuis_checkpoints_folder(tmp_path):
+    from streaming_core.cli.generate import find_st2v
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "streaming_t2v.ckpt").write_bytes(b"")  # where the older port kept it
+    assert find_st2v(tmp_path) == tmp_path / "checkpoints" / "streaming_t2v.ckpt"
+    (tmp_path / "streamingt2v").mkdir()
+    (tmp_path / "streamingt2v" / "vidxtend.fp16.safetensors").write_bytes(b"")
+    assert find_st2v(tmp_path) == tmp_path / "streamingt2v" / "vidxtend.fp16.safetensors"  # the pack's folder first

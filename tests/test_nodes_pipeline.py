@@ -118,6 +118,23 @@ def test_image_encoder_menu_includes_comfyuis_clip_vision_files(tmp_path, monkey
     assert choices.image_encoder_path(menu[1]) == str(tmp_path / "streamingt2v" / "open_clip_pytorch_model.bin")
 
 
+def test_streamingt2v_files_in_comfyuis_checkpoints_folder_are_offered(tmp_path, monkeypatch):
+    # users of the older StreamingT2V port keep streaming_t2v.ckpt in models/checkpoints/, next to SD checkpoints
+    for rel in ("streamingt2v/vidxtend.fp16.safetensors", "checkpoints/streaming_t2v.ckpt",
+                "checkpoints/old/StreamingT2V-fp16.safetensors", "checkpoints/v1-5-pruned-emaonly.safetensors"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    monkeypatch.setenv("STREAMING_MODELS_DIR", str(tmp_path))
+    menu = NODES["ST2VLoader"].INPUT_TYPES()["required"]["model"][0]
+    assert menu == ["vidxtend.fp16.safetensors", "checkpoints/old/StreamingT2V-fp16.safetensors",
+                    "checkpoints/streaming_t2v.ckpt"], "an SD checkpoint is not offered"
+    choices = PACK.nodes.choices
+    assert choices.st2v_model_path(menu[2]) == str(tmp_path / "checkpoints" / "streaming_t2v.ckpt")
+    assert choices.st2v_model_path(menu[0]) == str(tmp_path / "streamingt2v" / "vidxtend.fp16.safetensors")
+    with pytest.raises(CheckpointError, match=r"'gone\.ckpt' is not in the 'checkpoints' model folders"):
+        choices.st2v_model_path("checkpoints/gone.ckpt")
+
+
 def test_a_missing_clip_vision_pick_names_the_clip_vision_folder(tmp_path, monkeypatch):
     # our own folder may hold a sub-folder called clip_vision: its files are listed as 'clip_vision/<file>' too
     (tmp_path / "streamingt2v" / "clip_vision").mkdir(parents=True)
