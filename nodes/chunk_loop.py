@@ -88,6 +88,9 @@ class ST2VChunkLoop:
         result = run_chunk_loop(st2v, start, frames, settings, folder, anchor=anchor, keep_state=keep_state,
                                 on_step=host.progress_callback(steps, unique_id),
                                 output_device=host.intermediate_device(), on_resume=on_resume)
+        if result.resumed_from:
+            log.info("ST2V Chunk Loop: resumed run %s from frame %d; the video has %d frames",
+                     folder.path.name, result.resumed_from, result.video.shape[0])
         if messages:  # shown again once the run is done (the progress text may have been replaced meanwhile)
             host.show_text(messages[-1], unique_id)
         return {"ui": {"text": messages}, "result": (host.frames_to_image(result.video),)}

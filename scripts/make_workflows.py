@@ -32,7 +32,8 @@ GROUP_COLORS = {"models": "#3f789e", "generate": "#8A8", "loop": "#a1309b", "ref
 NOTE_COLOR = "#432"
 WIDTH = 340
 GAP, PAD, TITLE = 30, 15, 35  # between stacked nodes; group padding; group title band
-GROUP_GAP = GAP + 2 * PAD + TITLE  # between stacked groups
+NODE_TITLE = 30  # the frontend draws a node's title bar above its pos (LiteGraph.NODE_TITLE_HEIGHT)
+GROUP_GAP = GAP + 2 * PAD + TITLE + NODE_TITLE  # between stacked groups
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Workflow:
         if node_type not in self.defs:
             raise KeyError(f"unknown node type {node_type}")
         if below is not None:
-            pos = (below.pos[0], self.bottom([below]) + (GAP if gap is None else gap))
+            pos = (below.pos[0], self.bottom([below]) + NODE_TITLE + (GAP if gap is None else gap))
         node = Node(len(self.nodes) + len(self.notes) + 1, node_type, tuple(pos), widgets, title, size,
                     models=list(models or []))
         self.nodes.append(node)
@@ -81,7 +82,7 @@ class Workflow:
     def group(self, title: str, members: list[Node], color: str) -> None:
         """A titled box around ``members`` (placed already)."""
         left = min(n.pos[0] for n in members) - PAD
-        top = min(n.pos[1] for n in members) - PAD - TITLE
+        top = min(n.pos[1] for n in members) - NODE_TITLE - PAD - TITLE
         right = max(n.pos[0] + self._size(n)[0] for n in members) + PAD
         bottom = max(n.pos[1] + self._size(n)[1] for n in members) + PAD
         self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [left, top, right - left, bottom - top],

@@ -35,7 +35,15 @@ UI_FILES = sorted(EXAMPLES.glob("*.json"))
 START_VIDEO = "st2v_example_start.mp4"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 LOOP_STEPS = 3  # steps per chunk of the queued tiny run
+PACK_FOLDER = "streaming-long-video"  # the folder name a clone gets; the template browser shows it as the category
 MISSING_NODES_TEXT = ("Some Nodes Are Missing", "the following node types were not found")
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:
+    """A screenshot for whoever reads the test's output ($ST2V_BROWSER_ARTIFACTS keeps them)."""
+    folder = Path(os.environ.get("ST2V_BROWSER_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def _playwright():
@@ -65,20 +73,25 @@ def server(tmp_path_factory):
     yaml = write_model_paths(models, work / "extra_model_paths.yaml")
     saved_env = {k: os.environ.get(k) for k in SINGLE_THREAD}
     os.environ.update(SINGLE_THREAD)
+    # A base directory of our own holds custom_nodes/ with only this pack (linked under the name a user's clone
+    # has), so the shared ComfyUI tree is not touched and no other harness run has to wait for this one.
+    base = work / "base"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO, target_is_directory=True)
     try:
-        with harness.PackLink(str(install.root), str(REPO)) as link:
-            srv = harness.Server(install.python, str(install.root), str(work), harness.free_port(),
-                                 str(work / "output"), whitelist=[link.name],
-                                 extra_args=["--extra-model-paths-config", str(yaml), "--preview-method", "latent2rgb"])
-            _write_start_video(Path(srv.dirs["input"]) / START_VIDEO)
-            srv.start()
-            try:
-                srv.wait_ready(240)
-                yield {"url": f"http://127.0.0.1:{srv.port}", "module": link.module_name, "server": srv,
-                       "playwright": sync_playwright}
-            finally:
-                srv.stop()
-                print("--- ComfyUI server log (tail) ---\n" + srv.log_text()[-3000:])
+        srv = harness.Server(install.python, str(install.root), str(work), harness.free_port(), str(work / "output"),
+                             whitelist=[PACK_FOLDER],
+                             extra_args=["--base-directory", str(base), "--extra-model-paths-config", str(yaml),
+                                         "--preview-method", "latent2rgb"])
+        _write_start_video(Path(srv.dirs["input"]) / START_VIDEO)
+        srv.start()
+        try:
+            srv.wait_ready(240)
+            yield {"url": f"http://127.0.0.1:{srv.port}", "module": PACK_FOLDER, "server": srv,
+                   "playwright": sync_playwright}
+        finally:
+            srv.stop()
+            print("--- ComfyUI server log (tail) ---\n" + srv.log_text()[-3000:])
     finally:
         for key, value in saved_env.items():
             if value is None:
@@ -100,12 +113,13 @@ def page(server):
     with server["playwright"]() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         pg = browser.new_page(viewport={"width": 1600, "height": 1000})
-        console = []
+        console, responses = [], []
         pg.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+        pg.on("response", lambda r: responses.append((r.url, r.status, r.headers.get("content-type", ""))))
         pg.goto(server["url"], wait_until="domcontentloaded", timeout=120_000)
         pg.wait_for_function("() => window.app && window.app.graph && window.app.extensionManager", timeout=180_000)
         pg.wait_for_timeout(2000)
-        pg.console_messages = console
+        pg.console_messages, pg.responses = console, responses
         yield pg
         browser.close()
 
@@ -117,18 +131,27 @@ def test_templates_are_listed_with_thumbnails(page, server, tmp_path):
     assert sorted(listed.get(module, [])) == sorted(p.stem for p in UI_FILES), listed
     page.evaluate("() => app.extensionManager.command.execute('Comfy.BrowseTemplates')")
     page.get_by_text(module, exact=True).first.click(timeout=60_000)
-    for path in UI_FILES:
-        page.get_by_text(path.stem, exact=True).first.wait_for(timeout=60_000)
+    displayed = {}  # template title -> (width, height) of the loaded image in its card
+    for path in UI_FILES:  # each card scrolled into view: the browser loads thumbnails lazily, as a user scrolls
+        card_title = page.get_by_text(path.stem, exact=True).first
+        card_title.wait_for(timeout=60_000)
+        card_title.scroll_into_view_if_needed()
+        image = card_title.locator("xpath=ancestor::*[.//img][1]//img").first
+        image.wait_for(timeout=30_000)
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                               timeout=30_000)
+        displayed[path.stem] = tuple(image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]"))
+    print("thumbnail shown in each template card:", json.dumps(displayed, sort_keys=True))
     page.wait_for_timeout(1500)
-    images = page.evaluate("""(module) => [...document.querySelectorAll('img')]
-        .filter(i => i.src.includes('/workflow_templates/' + module + '/'))
-        .map(i => ({src: decodeURIComponent(i.src), loaded: i.complete && i.naturalWidth > 0,
-                    width: i.naturalWidth, height: i.naturalHeight}))""", module)
-    page.screenshot(path=str(tmp_path / "templates.png"))
-    shown = {Path(i["src"].split("?")[0]).stem: i for i in images}
-    print("template thumbnails:", json.dumps(sorted((k, v["width"], v["height"], v["loaded"]) for k, v in shown.items())))
-    assert sorted(shown) == sorted(p.stem for p in UI_FILES)
-    assert all(i["loaded"] for i in shown.values()), images
+    _shot(page, tmp_path, "templates")
+    # the frontend fetched <name>.jpg for every template, and shows each (as a blob image) at its full size
+    from urllib.parse import unquote
+
+    fetched = {Path(unquote(url.split("?")[0])).stem: (status, kind) for url, status, kind in page.responses
+               if f"/workflow_templates/{module}/" in unquote(url) and url.split("?")[0].endswith(".jpg")}
+    print("thumbnails fetched by the template browser:", json.dumps(fetched, sort_keys=True))
+    assert fetched == {p.stem: (200, "image/jpeg") for p in UI_FILES}
+    assert displayed == {p.stem: (768, 576) for p in UI_FILES}
     page.keyboard.press("Escape")
 
 
@@ -138,16 +161,18 @@ BOXES_JS = """() => {
     return app.graph._nodes.map(n => ({id: n.id, type: n.type, title: n.title,
         box: [n.pos[0], n.pos[1] - th, n.size[0], n.size[1] + th]}));
 }"""
+# the title band of each group (its name), which a node must not cover
+GROUP_TITLES_JS = """() => app.graph._groups.map(g => ({title: g.title,
+    box: [g.pos[0], g.pos[1], g.size[0], g.titleHeight ?? LiteGraph.NODE_TITLE_HEIGHT]}))"""
+
+
+def _hit(a, b) -> bool:
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a["box"], b["box"]
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
 def _overlaps(boxes):
-    found = []
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            (ax, ay, aw, ah), (bx, by, bw, bh) = a["box"], b["box"]
-            if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
-                found.append((a["title"], b["title"]))
-    return found
+    return [(a["title"], b["title"]) for i, a in enumerate(boxes) for b in boxes[i + 1:] if _hit(a, b)]
 
 
 def _settled_boxes(page, timeout: float = 30.0):
@@ -177,9 +202,11 @@ def test_workflow_loads_without_missing_nodes_and_without_overlap(page, path, tm
         page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 1)",
                                timeout=60_000)
     boxes = _settled_boxes(page)
-    page.screenshot(path=str(tmp_path / "workflow.png"))
+    _shot(page, tmp_path, "workflow_" + path.stem.replace(" ", "_"))
     assert len(boxes) == len(workflow["nodes"])
     assert _overlaps(boxes) == [], f"{path.name}: overlapping nodes"
+    titles = page.evaluate(GROUP_TITLES_JS)
+    assert [(g["title"], n["title"]) for g in titles for n in boxes if _hit(g, n)] == [], "a node covers a group's title"
     if uses_video:
         load = next(b for b in boxes if b["type"] == "LoadVideo")
         print(f"{path.stem}: Load Video box after its preview loaded: {load['box']}")
@@ -192,20 +219,20 @@ LISTEN_JS = """() => {
     window.__st2v = [];
     const t0 = performance.now();
     const note = (kind, detail) => window.__st2v.push({kind, t: performance.now() - t0, ...detail});
-    api.addEventListener('progress', e => note('progress', {node: String(e.detail.node), value: e.detail.value,
+    app.api.addEventListener('progress', e => note('progress', {node: String(e.detail.node), value: e.detail.value,
                                                            max: e.detail.max}));
-    api.addEventListener('b_preview', e => note('preview', {size: e.detail.size}));
-    api.addEventListener('b_preview_with_metadata', e => note('preview_meta', {node: String(e.detail.nodeId ?? e.detail.displayNodeId)}));
-    api.addEventListener('executing', e => note('executing', {node: String(e.detail)}));
-    api.addEventListener('execution_success', e => note('done', {}));
-    api.addEventListener('execution_error', e => note('error', {message: e.detail.exception_message}));
+    app.api.addEventListener('b_preview', e => note('preview', {size: e.detail.size}));
+    app.api.addEventListener('b_preview_with_metadata', e => note('preview_meta', {node: String(e.detail.nodeId ?? e.detail.displayNodeId)}));
+    app.api.addEventListener('executing', e => note('executing', {node: String(e.detail)}));
+    app.api.addEventListener('execution_success', e => note('done', {}));
+    app.api.addEventListener('execution_error', e => note('error', {message: e.detail.exception_message}));
 }"""
 
 TINY_JS = """(steps) => {
     const set = (type, name, value) => app.graph._nodes.filter(n => n.type === type).forEach(n => {
         const w = n.widgets.find(w => w.name === name); if (!w) throw new Error(type + '.' + name); w.value = value; });
     set('ImageScale', 'width', 64); set('ImageScale', 'height', 64);
-    set('ST2VChunkLoop', 'steps', steps); set('ST2VChunkLoop', 'frames', 20); set('ST2VChunkLoop', 'run_name', '');
+    set('ST2VChunkLoop', 'steps', steps); set('ST2VChunkLoop', 'frames', 28); set('ST2VChunkLoop', 'run_name', '');
     return app.graph._nodes.find(n => n.type === 'ST2VChunkLoop').id;
 }"""
 
@@ -224,7 +251,7 @@ def test_a_queued_run_shows_per_step_progress_and_a_preview_before_the_first_chu
         page.evaluate("() => app.extensionManager.command.execute('Comfy.QueuePrompt')")
         how = "the Comfy.QueuePrompt command"
     page.wait_for_function("() => window.__st2v.some(e => e.kind === 'done' || e.kind === 'error')", timeout=400_000)
-    page.screenshot(path=str(tmp_path / "run.png"))
+    _shot(page, tmp_path, "run")
     events = page.evaluate("() => window.__st2v")
     errors = [e for e in events if e["kind"] == "error"]
     assert not errors, errors
