@@ -377,7 +377,7 @@ def _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, p
     model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
-        counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)
+        counter.step(LatentPreview(x0) if previews else None)
 
     latents = sdedit_windows(model, z0, enhancer.table, prediction_type=enhancer.prediction_type,
                              t_start=strength_to_timestep(settings["strength"], enhancer.table),
