@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..streaming_core.checkpoints.enhancer import MSVID2VID_FILES
 from ..streaming_core.checkpoints.modelscope import find_unet_file
 from ..streaming_core.checkpoints.vidxtend import is_vidxtend_folder
 from ..streaming_core.errors import CheckpointError
@@ -105,8 +106,6 @@ def base_model_path(name: str) -> str:
 def enhancers() -> list[str]:
     """MS-Vid2Vid-XL's UNet file wherever it lies (its two companions sit beside it), then diffusers
     UNet3D folders with a text encoder and a VAE (zeroscope_v2_XL)."""
-    from ..streaming_core.checkpoints.enhancer import MSVID2VID_FILES
-
     unet = MSVID2VID_FILES["unet"]
     ms = [f for f in host.list_files(ST2V) if f == unet or f.endswith("/" + unet)]
     return ms + _folders(ST2V, _is_diffusers_enhancer)

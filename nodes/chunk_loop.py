@@ -10,7 +10,8 @@ from ..streaming_core.pipelines.resumable_loop import (AUTO, auto_run_name, chec
 from ..streaming_core.pipelines.run_folder import RunFolder
 from ..streaming_core.validation import MAX_FRAMES
 from . import host
-from .common_inputs import UNIQUE_ID, guidance_inputs, negative_input, prompt_input, seed_input, steps_input
+from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_ID_AND_PROMPT, fps_input,
+                            guidance_inputs, negative_input, prompt_input, seed_input, steps_input)
 from .generate import ANCHOR_TOOLTIP, MODEL_TOOLTIP, extension_need
 
 RUNS_FOLDER = "streamingt2v_runs"
@@ -35,9 +36,10 @@ class ST2VChunkLoop:
         "(keep the seeds fixed). Finished frames leave the GPU as each chunk ends.")
     CATEGORY = "StreamingT2V"
     FUNCTION = "loop"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("video",)
-    OUTPUT_TOOLTIPS = ("The whole video: the start frames followed by the generated ones, `frames` in all.",)
+    RETURN_TYPES = ("IMAGE", "VIDEO")
+    RETURN_NAMES = ("video", "streamed_video")
+    OUTPUT_TOOLTIPS = ("The whole video: the start frames followed by the generated ones, `frames` in all."
+                       + IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -67,12 +69,16 @@ class ST2VChunkLoop:
                     "tooltip": "Keep the resume state after a finished run, so raising frames later continues the "
                                "same video instead of starting over. Off: the state is deleted when the run ends."}),
             },
-            "optional": {"anchor": ("ST2V_ANCHOR", {"tooltip": ANCHOR_TOOLTIP})},
-            "hidden": UNIQUE_ID,
+            "optional": {"anchor": ("ST2V_ANCHOR", {"tooltip": ANCHOR_TOOLTIP}), "fps": fps_input()},
+            "hidden": UNIQUE_ID_AND_PROMPT,
         }
 
+    @classmethod
+    def IS_CHANGED(cls, unique_id=None, **_):
+        return host.output_generation(cls.__name__, unique_id)
+
     def loop(self, st2v_model, video, prompts, negative_prompt, frames, seed, steps, text_guidance, anchor_guidance,
-             run_name, keep_state, anchor=None, unique_id=None):
+             run_name, keep_state, anchor=None, fps=8.0, unique_id=None, queued_graph=None):
         start = host.image_to_frames(video, "video")
         settings = ExtensionSettings(prompts_from_lines(prompts), negative_prompt, seed, steps,
                                      guidance=text_guidance, anchor_guidance=anchor_guidance)
@@ -85,15 +91,24 @@ class ST2VChunkLoop:
             log.info("ST2V Chunk Loop: %s", message)
             host.show_text(message, unique_id)
 
-        result = run_chunk_loop(st2v, start, frames, settings, folder, anchor=anchor, keep_state=keep_state,
-                                on_step=host.progress_callback(steps, unique_id),
-                                output_device=host.intermediate_device(), on_resume=on_resume)
+        want_image = host.output_used(queued_graph, unique_id, 0)
+        streamed = None
+        common = dict(anchor=anchor, keep_state=keep_state, on_step=host.progress_callback(steps, unique_id),
+                      output_device=host.intermediate_device(), keep_frames=want_image, on_resume=on_resume)
+        if host.output_used(queued_graph, unique_id, 1):
+            with host.HandoffWriter(fps, "ST2V Chunk Loop") as out:
+                result = run_chunk_loop(st2v, start, frames, settings, folder, on_frames=out.write, **common)
+                streamed = out.finish()
+            host.remember_output(type(self).__name__, unique_id, streamed)
+        else:
+            result = run_chunk_loop(st2v, start, frames, settings, folder, **common)
         if result.resumed_from:
             log.info("ST2V Chunk Loop: resumed run %s from frame %d; the video has %d frames",
-                     folder.path.name, result.resumed_from, result.video.shape[0])
+                     folder.path.name, result.resumed_from, frames)
         if messages:  # shown again once the run is done (the progress text may have been replaced meanwhile)
             host.show_text(messages[-1], unique_id)
-        return {"ui": {"text": messages}, "result": (host.frames_to_image(result.video),)}
+        return {"ui": {"text": messages},
+                "result": (host.frames_to_image(result.video) if want_image else None, streamed)}
 
 
 NODE_CLASS_MAPPINGS = {"ST2VChunkLoop": ST2VChunkLoop}

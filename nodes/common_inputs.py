@@ -39,3 +39,23 @@ def guidance_inputs():
 
 
 UNIQUE_ID = {"unique_id": "UNIQUE_ID"}
+# The graph as queued, to see which outputs anything takes (a whole-video IMAGE is only made when used).
+UNIQUE_ID_AND_PROMPT = {"unique_id": "UNIQUE_ID", "queued_graph": "PROMPT"}
+
+VIDEO_IN = "IMAGE,VIDEO"  # either: an IMAGE batch (short clips) or a VIDEO (read lazily, any length)
+
+
+def video_input(tooltip: str):
+    return (VIDEO_IN, {"tooltip": tooltip + " An IMAGE batch or a VIDEO: a VIDEO file is read a few frames at "
+                                            "a time, so any length fits in memory."})
+
+
+def fps_input():
+    return ("FLOAT", {"default": 8.0, "min": 1.0, "max": 240.0, "step": 1.0,
+                      "tooltip": "Frame rate of the VIDEO output when the input is an IMAGE batch (a VIDEO input "
+                                 "keeps its own rate and sound)."})
+
+
+STREAMED_VIDEO_TOOLTIP = ("The same video as a VIDEO backed by a lossless file written as frames finish: connect "
+                          "it to Save Video or to the next node of the pack; memory does not grow with length.")
+IMAGE_ONLY_IF_USED = " Assembled in memory only when something takes it (use the VIDEO output for long videos)."

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import host
-from .common_inputs import UNIQUE_ID
+from .common_inputs import UNIQUE_ID, video_input
 
 RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"  # streaming_core.checkpoints.sdvsr.RAFT_FILE_NAME
 OPEN_CLIP_FILE = "open_clip_pytorch_model.bin"  # streaming_core.metrics.weights.OPEN_CLIP_FILE
@@ -53,7 +53,9 @@ class ST2VEvaluateVideo:
         images, _ = _menu(AUTO, (CLIP_VISION, ST2V), "")
         return {
             "required": {
-                "video": ("IMAGE", {"tooltip": "The frames to measure, in order (one video, at least 2 frames)."}),
+                "video": video_input("The frames to measure, in order (one video, at least 2 frames). No measure "
+                                     "holds the whole video: each reads it once more from the start (up to 4 "
+                                     "passes), so a VIDEO file is decoded up to 4 times."),
                 "prompt": ("STRING", {"default": "", "multiline": True,
                                       "tooltip": "The prompt the video was made from, for the CLIP score. Empty: "
                                                  "no CLIP score."}),
@@ -83,7 +85,7 @@ class ST2VEvaluateVideo:
         from ..streaming_core.metrics.plot import image_batch, render_curves
         from ..streaming_core.metrics.weights import load_eval_models
 
-        frames = host.image_to_frames(video, "video")
+        source = host.video_source(video, "video")  # an IMAGE batch counts as 8 fps (only labels SCut timecodes)
         device = host.torch_device()
         clip_path = _resolve(clip)
         models = load_eval_models(_resolve(raft), clip_path, _resolve(clip_image), prompt, device,
@@ -92,8 +94,8 @@ class ST2VEvaluateVideo:
         chunk, overlap = CHUNK_PRESETS.get(chunks, (None, 0))
         settings = EvalSettings(prompt=prompt or None, chunk=chunk, overlap=overlap, mawe_size=mawe_size,
                                 device=str(device))
-        report = evaluate_video(lambda: iter(frames), "video", models, settings,
-                                on_step=host.progress_callback(frames.shape[0] - 1, unique_id))
+        report = evaluate_video(source.frames, "video", models, settings, fps=source.fps,
+                                on_step=host.progress_callback(source.count - 1, unique_id))
         plot = image_batch(render_curves([report]))
         return (format_table([report]), report_json([report], settings), host.frames_to_image(plot))
 

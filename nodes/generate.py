@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..streaming_core.official import EXTENSION, INITIAL_CHUNK as FIRST
 from ..streaming_core.pipelines.anchor_choice import encode_anchor_frame
 from ..streaming_core.pipelines.initial_chunk import generate_initial_chunk
 from ..streaming_core.pipelines.long_video import ExtensionSettings, extend_one_chunk
@@ -46,12 +47,13 @@ class ST2VInitialChunk:
                 "prompt": prompt_input("What the video shows."),
                 "negative_prompt": negative_input(),
                 "seed": seed_input("Seed of the noise. Keep it fixed to resume a long run after an interruption."),
-                "steps": steps_input(50, "Denoising steps (official: 50)."),
-                "guidance": scale_input(9.0, "Classifier-free guidance scale (official: 9.0)."),
-                "width": ("INT", {"default": 256, "min": 64, "max": 4096, "step": 8,
-                                  "tooltip": "Frame width in pixels, a multiple of 8 (trained at 256)."}),
-                "height": ("INT", {"default": 256, "min": 64, "max": 4096, "step": 8,
-                                   "tooltip": "Frame height in pixels, a multiple of 8 (trained at 256)."}),
+                "steps": steps_input(FIRST.steps, f"Denoising steps (official: {FIRST.steps})."),
+                "guidance": scale_input(FIRST.guidance,
+                                        f"Classifier-free guidance scale (official: {FIRST.guidance})."),
+                "width": ("INT", {"default": FIRST.size, "min": 64, "max": 4096, "step": 8,
+                                  "tooltip": f"Frame width in pixels, a multiple of 8 (trained at {FIRST.size})."}),
+                "height": ("INT", {"default": FIRST.size, "min": 64, "max": 4096, "step": 8,
+                                   "tooltip": f"Frame height in pixels, a multiple of 8 (trained at {FIRST.size})."}),
                 "frames": ("INT", {"default": 16, "min": 8, "max": 128,
                                    "tooltip": "Frames of the chunk (the model makes 16; the extensions condition on "
                                               "its last 8)."}),
@@ -123,7 +125,7 @@ class ST2VCAMExtender:
                 "prompt": prompt_input("What this chunk shows."),
                 "negative_prompt": negative_input(),
                 "seed": seed_input("Seed of the chunk's noise (drawn like the Chunk Loop's chunk at this position)."),
-                "steps": steps_input(50, "DDIM steps (official: 50)."),
+                "steps": steps_input(EXTENSION.steps, f"DDIM steps (official: {EXTENSION.steps})."),
                 **guidance_inputs(),
             },
             "optional": {"anchor": ("ST2V_ANCHOR", {"tooltip": ANCHOR_TOOLTIP})},

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import torch
 
+from ..streaming_core.checkpoints.enhancer import load_enhancer
+from ..streaming_core.checkpoints.modelscope import load_modelscope_unet
+from ..streaming_core.checkpoints.sdvsr import load_sdvsr
+from ..streaming_core.checkpoints.st2v import load_streamingt2v
 from . import choices, host
 
 LOADERS = "StreamingT2V/loaders"
@@ -64,8 +68,6 @@ class ST2VLoader:
         }
 
     def load(self, model, dtype, image_encoder=choices.NONE, weight_dtype="default"):
-        from ..streaming_core.checkpoints.st2v import load_streamingt2v
-
         core = load_streamingt2v(
             choices.st2v_model_path(model), image_encoder=choices.image_encoder_path(image_encoder),
             dtype=host.pick_dtype(dtype, "diffusion"), device=host.offload_device("diffusion"))
@@ -93,8 +95,6 @@ class ST2VModelScopeLoader:
         }, "optional": {"weight_dtype": _weight_dtype_input()}}
 
     def load(self, model, dtype, weight_dtype="default"):
-        from ..streaming_core.checkpoints.modelscope import load_modelscope_unet
-
         unet = load_modelscope_unet(choices.base_model_path(model), dtype=host.pick_dtype(dtype, "diffusion"),
                                     device=host.offload_device("diffusion"))
         return (host.wrap_model(unet, "diffusion", weight_dtype=weight_dtype),)
@@ -122,8 +122,6 @@ class ST2VEnhancerLoader:
         }, "optional": {"weight_dtype": _weight_dtype_input()}}
 
     def load(self, model, dtype, weight_dtype="default"):
-        from ..streaming_core.checkpoints.enhancer import load_enhancer
-
         enhancer = load_enhancer(choices.enhancer_path(model), device=host.offload_device("diffusion"),
                                  dtype=host.pick_dtype(dtype, "diffusion"), vae_dtype=host.pick_dtype("auto", "vae"),
                                  text_dtype=host.pick_dtype("auto", "text_encoder"))
@@ -155,8 +153,6 @@ class SDVSRLoader:
         }, "optional": {"weight_dtype": _weight_dtype_input()}}
 
     def load(self, model, raft, dtype, weight_dtype="default"):
-        from ..streaming_core.checkpoints.sdvsr import load_sdvsr
-
         models = load_sdvsr(choices.sdvsr_model_path(model), choices.raft_path(raft),
                             device=host.offload_device("diffusion"), dtype=host.pick_dtype(dtype, "diffusion"),
                             vae_dtype=torch.float32)

@@ -1,13 +1,46 @@
-"""ST2V Randomized Blend Refiner: the paper's third stage (high-resolution SDEdit in blended chunks)."""
+"""ST2V Randomized Blend Refiner: the paper's third stage (high-resolution SDEdit in blended chunks).
+
+The core refines as a wavefront (``refine_stream``): the input is read a window at a time, frames are
+final long before the video ends and go straight into the VIDEO output's file, and the sampler's
+bounded state is saved under ComfyUI's output folder (``streamingt2v_refine/<hash of video, model and
+settings>``), so queueing the same graph again after Cancel, an error or a restart continues. The
+official Brownian noise (``sde_noise="brownian"``) is one whole-video draw: lock-step, no state.
+"""
 
 from __future__ import annotations
 
-from ..streaming_core.pipelines.enhancer import NativeResolution
-from ..streaming_core.pipelines.refine import check_refine_settings, refine
+import logging
+import os
+
+import torch
+
+from ..streaming_core.models.enhancer import NativeResolution
+from ..streaming_core.pipelines.refine import FrameSource, check_refine_inputs, refine_state_name, refine_stream
+from ..streaming_core.pipelines.refine_state import digest_file, digest_frames
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES
 from . import host
-from .common_inputs import UNIQUE_ID, negative_input, prompt_input, scale_input, seed_input, steps_input
+from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_ID_AND_PROMPT, fps_input,
+                            negative_input, prompt_input, scale_input, seed_input, steps_input, video_input)
+
+STATE_FOLDER = "streamingt2v_refine"  # resume states under ComfyUI's output folder, one per video and settings
+READ_FRAMES = 16  # frames decoded at a time from a VIDEO input
+log = logging.getLogger(__name__)
+
+
+def refine_source(video, fps) -> tuple[FrameSource, object]:
+    """The refiner's lazy frame source over an IMAGE or VIDEO input, and the host's source (rate, sound)."""
+    source = host.video_source(video, "video", fps)
+    if source.batch is not None:
+        batch = source.batch
+        fingerprint = digest_frames(batch[a:a + READ_FRAMES] for a in range(0, batch.shape[0], READ_FRAMES))
+    elif isinstance(source.path, (str, os.PathLike)):
+        fingerprint = digest_file(source.path)
+    else:  # an in-memory file (a VIDEO from an API node): hash its pixels, one window at a time
+        fingerprint = digest_frames(source.windows(READ_FRAMES))
+    core = FrameSource(source.count, source.height, source.width, source.fps, fingerprint,
+                       lambda start: source.windows(READ_FRAMES, start))
+    return core, source
 
 
 class ST2VRandomizedBlendRefiner:
@@ -18,16 +51,17 @@ class ST2VRandomizedBlendRefiner:
         "The modes shared_noise and independent are the paper's baselines, for comparison.")
     CATEGORY = "StreamingT2V"
     FUNCTION = "refine"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("video",)
-    OUTPUT_TOOLTIPS = ("The enhanced video: same frames, at the enhancer's resolution (720 px for MS-Vid2Vid-XL).",)
+    RETURN_TYPES = ("IMAGE", "VIDEO")
+    RETURN_NAMES = ("video", "streamed_video")
+    OUTPUT_TOOLTIPS = ("The enhanced video: same frames, at the enhancer's resolution (720 px for MS-Vid2Vid-XL)."
+                       + IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "enhancer": ("ST2V_ENHANCER", {"tooltip": "The enhancer from the Enhancer Loader."}),
-                "video": ("IMAGE", {"tooltip": "The video to enhance (at least one chunk of frames)."}),
+                "video": video_input("The video to enhance (at least one chunk of frames)."),
                 "prompt": prompt_input("What the video shows (the generation prompt works well)."),
                 "negative_prompt": negative_input(),
                 "mode": (list(BLEND_MODES), {
@@ -59,29 +93,60 @@ class ST2VRandomizedBlendRefiner:
                     "tooltip": "gaussian: a fresh draw per step over the whole video (the same statistics as the "
                                "official noise at a fixed cost; overlaps still share it). brownian: the official "
                                "Brownian-tree noise, bit-identical to the official code but slow and memory-hungry "
-                               "for long videos (about 1 s and 12 MB of CPU per frame)."}),
+                               "for long videos (about 1 s and 12 MB of CPU per frame; it holds the whole video "
+                               "and cannot resume)."}),
             },
-            "hidden": UNIQUE_ID,
+            "optional": {"fps": fps_input()},
+            "hidden": UNIQUE_ID_AND_PROMPT,
         }
 
+    @classmethod
+    def IS_CHANGED(cls, unique_id=None, **_):
+        return host.output_generation(cls.__name__, unique_id)
+
     def refine(self, enhancer, video, prompt, negative_prompt, mode, chunk, overlap, strength, steps, guidance, seed,
-               width, height, sde_noise, unique_id=None):
+               width, height, sde_noise, fps=8.0, unique_id=None, queued_graph=None):
+        graph = queued_graph
+        source, host_source = refine_source(video, fps)
+        # the same checks as the CLI and refine_stream, before the enhancer is moved to the device: a NaN guidance
+        # from a Primitive would otherwise make every latent NaN and save a black video
+        check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps,
+                            guidance=guidance, seed=seed,
+                            resolution=NativeResolution(width, height) if width and height else None)
         from ..streaming_core.pipelines.memory_estimates import refine_window_for  # imports RAFT's module
 
-        frames = host.image_to_frames(video, "video")
-        # the same checks as the CLI and refine(), before the enhancer is moved to the device: a NaN guidance
-        # from a Primitive would otherwise make every latent NaN and save a black video
-        check_refine_settings(mode, chunk, overlap, strength, steps, guidance, seed,
-                              resolution=NativeResolution(width, height) if width and height else None)
         native = host.bundle_of(enhancer).resolution
         resolution = NativeResolution(width or native.width, height or native.height, native.pad)
         need = refine_window_for(host.bundle_of(enhancer), frames=chunk, height=resolution.height,
                                  width=resolution.width)
-        model = host.load_bundle_for_use(enhancer, memory_required=need)
-        out = refine(model, frames, prompt, negative_prompt, mode=mode, chunk=chunk, overlap=overlap,
-                     strength=strength, steps=steps, guidance=guidance, seed=seed,
-                     on_step=host.progress_callback(steps, unique_id), sde_noise=sde_noise, resolution=resolution)
-        return (host.frames_to_image(out),)
+        model = host.load_bundle_for_use(enhancer, memory_required=need)  # after the checks: a wrong setting loads nothing
+        settings = dict(mode=mode, chunk=chunk, overlap=overlap, strength=strength, steps=steps, guidance=guidance,
+                        seed=seed)
+        state_dir = None
+        if sde_noise != "brownian":  # the official replay is lock-step and keeps no state
+            name = refine_state_name(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
+                                     resolution=resolution)
+            state_dir = host.output_subfolder(STATE_FOLDER, name)
+            if state_dir.exists():
+                log.info("ST2V Randomized Blend Refiner: resuming from the saved state %s", state_dir.name)
+        parts = refine_stream(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
+                              resolution=resolution, on_step=host.progress_callback(steps, unique_id),
+                              state_dir=state_dir)
+        image = host.FrameCollector(source.num_frames) if host.output_used(graph, unique_id, 0) else None
+        streamed = None
+        if host.output_used(graph, unique_id, 1):
+            with host.HandoffWriter(host_source.fps, "ST2V Randomized Blend Refiner", host_source.audio) as out:
+                for part in parts:
+                    out.write(part)
+                    if image is not None:
+                        image.add(part)
+                streamed = out.finish()
+            host.remember_output(type(self).__name__, unique_id, streamed)
+        else:
+            for part in parts:
+                if image is not None:
+                    image.add(part)
+        return (image.image() if image is not None else None, streamed)
 
 
 NODE_CLASS_MAPPINGS = {"ST2VRandomizedBlendRefiner": ST2VRandomizedBlendRefiner}

@@ -6,11 +6,10 @@ the pack (ComfyUI start-up) must not pay for.
 
 from __future__ import annotations
 
-import torch
-
 from ..streaming_core import validation
 from . import host
-from .common_inputs import UNIQUE_ID, seed_input
+from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_ID_AND_PROMPT, fps_input, seed_input,
+                            video_input)
 
 # Denoising steps per frame, for the progress bar: streaming_core.models.sdvsr.bundle.NUM_STEPS (the
 # distilled UNet's fixed 4-step schedule). Copied because that module imports diffusers; a test checks
@@ -28,17 +27,19 @@ class SDVSRUpscale:
         "video into parts with Image From Batch).")
     CATEGORY = "StreamingT2V"
     FUNCTION = "upscale"
-    RETURN_TYPES = ("IMAGE", "SDVSR_STATE")
-    RETURN_NAMES = ("video", "state")
-    OUTPUT_TOOLTIPS = ("The upscaled frames (4x width and height; sides floored to multiples of 4 first).",
-                       "The state after the last frame: connect it to the next part's Upscale.")
+    RETURN_TYPES = ("IMAGE", "SDVSR_STATE", "VIDEO")
+    RETURN_NAMES = ("video", "state", "streamed_video")
+    OUTPUT_TOOLTIPS = ("The upscaled frames (4x width and height; sides floored to multiples of 4 first)."
+                       + IMAGE_ONLY_IF_USED,
+                       "The state after the last frame: connect it to the next part's Upscale.",
+                       STREAMED_VIDEO_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "sdvsr_model": ("SDVSR_MODEL", {"tooltip": "Stream-DiffVSR from the Stream-DiffVSR Loader."}),
-                "video": ("IMAGE", {"tooltip": "Low-resolution frames, in order (one video; all one size)."}),
+                "video": video_input("Low-resolution frames, in order (one video; all one size)."),
                 "seed": seed_input("Seed of the per-frame noise. Ignored when a state is connected (it carries "
                                    "its own noise stream)."),
                 "flow_tile": (list(FLOW_TILES), {
@@ -50,25 +51,43 @@ class SDVSRUpscale:
             "optional": {
                 "state": ("SDVSR_STATE", {"tooltip": "The state output of the Upscale that handled the previous "
                                                      "frames of this video. Not connected: a new video."}),
+                "fps": fps_input(),
             },
-            "hidden": UNIQUE_ID,
+            "hidden": UNIQUE_ID_AND_PROMPT,
         }
 
-    def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, unique_id=None):
+    @classmethod
+    def IS_CHANGED(cls, unique_id=None, **_):
+        return host.output_generation(cls.__name__, unique_id)
+
+    def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, fps=8.0, unique_id=None, queued_graph=None):
         from ..streaming_core.pipelines.memory_estimates import upscale_frame_for
         from ..streaming_core.pipelines.upscale import upscale_stream
 
-        frames = host.image_to_frames(video, "video")
+        source = host.video_source(video, "video", fps)
         validation.seed(seed)  # before the models move to the device (upscale_stream checks everything again)
         tile = validation.parse_flow_tile(flow_tile)
-        need = upscale_frame_for(host.bundle_of(sdvsr_model), height=frames.shape[1], width=frames.shape[2],
+        need = upscale_frame_for(host.bundle_of(sdvsr_model), height=source.height, width=source.width,
                                  flow_tile=tile if isinstance(tile, int) else None)
         models = host.load_bundle_for_use(sdvsr_model, memory_required=need)
-        stream = upscale_stream(models, frames, state, seed=seed, flow_tile=flow_tile,
-                                on_step=host.progress_callback(frames.shape[0] * NUM_STEPS, unique_id),
-                                output_device=host.intermediate_device())
-        upscaled = torch.stack(list(stream))
-        return (host.frames_to_image(upscaled), stream.state)
+        stream = upscale_stream(models, source.frames(), state, seed=seed, flow_tile=flow_tile,
+                                on_step=host.progress_callback(source.count * NUM_STEPS, unique_id),
+                                total_frames=source.count, output_device=host.intermediate_device())
+        image = host.FrameCollector(source.count) if host.output_used(queued_graph, unique_id, 0) else None
+        streamed = None
+        if host.output_used(queued_graph, unique_id, 2):
+            with host.HandoffWriter(source.fps, "Stream-DiffVSR Upscale", source.audio) as out:
+                for frame in stream:
+                    out.write(frame)
+                    if image is not None:
+                        image.add(frame)
+                streamed = out.finish()
+            host.remember_output(type(self).__name__, unique_id, streamed)
+        else:
+            for frame in stream:
+                if image is not None:
+                    image.add(frame)
+        return (image.image() if image is not None else None, stream.state, streamed)
 
 
 NODE_CLASS_MAPPINGS = {"SDVSRUpscale": SDVSRUpscale}

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+import workflow_check as wc  # scripts/ (this file's folder) is on the path when run as a script
+from pack_loader import load_pack
+from workflow_thumbnails import thumbnail
 
-import workflow_check as wc  # noqa: E402
-from pack_loader import load_pack  # noqa: E402
-from workflow_thumbnails import thumbnail  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GROUP_COLORS = {"models": "#3f789e", "generate": "#8A8", "loop": "#a1309b", "refine": "#b58b2a", "save": "#444",
                 "upscale": "#88A"}
@@ -240,8 +239,8 @@ RESUME_NOTE = (
     "error, a closed ComfyUI), **queue the same graph again**: it continues where it stopped. Keep every seed on "
     "**fixed** for that (a randomized seed makes a new video).\n\n"
     "Frames: 8 new frames per chunk; `frames` counts the whole video.")
-FPS_NOTE = ("Saved at **8 fps**, StreamingT2V's official rate (its model has no fps input; change it on Create Video "
-            "for faster or slower motion).")
+FPS_NOTE = ("Saved at **8 fps**, StreamingT2V's official rate (its model has no fps input; change the `fps` input "
+            "of the node that makes the video for faster or slower motion).")
 
 
 COLUMNS = (20, 420, 820, 1220, 1620, 2020, 2420)
@@ -272,7 +271,7 @@ def _anchor(wf: Workflow, st2v: Node, image: Node, output=0, **where) -> Node:
 
 def _loop(wf: Workflow, st2v: Node, video: Node, anchor: Optional[Node], **where) -> Node:
     loop = wf.add("ST2VChunkLoop", prompts=PROMPT, negative_prompt="", frames=120, seed=42, steps=50,
-                  text_guidance=7.5, anchor_guidance=7.5, run_name="auto", keep_state=False, **where)
+                  text_guidance=7.5, anchor_guidance=7.5, run_name="auto", keep_state=False, fps=8.0, **where)
     wf.connect(st2v, 0, loop, "st2v_model")
     wf.connect(video, 0, loop, "video")
     if anchor is not None:
@@ -283,27 +282,26 @@ def _loop(wf: Workflow, st2v: Node, video: Node, anchor: Optional[Node], **where
 def _refiner(wf: Workflow, enhancer: Node, video: Node, output=0, **where) -> Node:
     refine = wf.add("ST2VRandomizedBlendRefiner", prompt=PROMPT, negative_prompt="", mode="randomized", chunk=24,
                     overlap=8, strength=0.6, steps=30, guidance=7.5, seed=42, width=0, height=0,
-                    sde_noise="gaussian", **where)
+                    sde_noise="gaussian", fps=8.0, **where)
     wf.connect(enhancer, 0, refine, "enhancer")
     wf.connect(video, output, refine, "video")
     return refine
 
 
-def _save(wf: Workflow, images: Node, output, prefix: str, fps_from: Optional[Node] = None,
-          audio_from: Optional[Node] = None, fps: float = OFFICIAL_FPS, **where) -> list[Node]:
-    """Create Video + Save Video. fps_from/audio_from: a Get Video Components whose fps (and audio, where
-    the duration is unchanged) the new video keeps; otherwise ``fps`` is a visible widget, named in the title."""
-    title = "Create Video (fps and audio of the source)" if audio_from else (
-        "Create Video (fps of the source)" if fps_from else f"Create Video ({fps:g} fps, official rate)")
-    video = wf.add("CreateVideo", fps=fps, gap=GROUP_GAP, title=title, **where)
+def _save(wf: Workflow, images: Node, output, prefix: str, fps: float = OFFICIAL_FPS, **where) -> list[Node]:
+    """Create Video + Save Video for an IMAGE output; ``fps`` is a visible widget, named in the title."""
+    video = wf.add("CreateVideo", fps=fps, gap=GROUP_GAP, title=f"Create Video ({fps:g} fps, official rate)", **where)
     wf.connect(images, output, video, "images")
-    if fps_from is not None:
-        wf.connect(fps_from, "fps", video, "fps")
-    if audio_from is not None:
-        wf.connect(audio_from, "audio", video, "audio")
     save = wf.add("SaveVideo", below=video, filename_prefix=prefix, format="auto", codec="auto")
     wf.connect(video, 0, save, "video")
     return [video, save]
+
+
+def _save_streamed(wf: Workflow, node: Node, prefix: str, **where) -> list[Node]:
+    """Native SaveVideo straight from a node's VIDEO output (written as frames finish; never whole in memory)."""
+    save = wf.add("SaveVideo", filename_prefix=prefix, format="auto", codec="auto", gap=GROUP_GAP, **where)
+    wf.connect(node, "streamed_video", save, "video")
+    return [save]
 
 
 def text_to_long_video(defs) -> Workflow:
@@ -317,11 +315,11 @@ def text_to_long_video(defs) -> Workflow:
     wf.group("2. First chunk and anchor", [first, anchor], GROUP_COLORS["generate"])
     loop = _loop(wf, st2v, first, anchor, pos=(COLUMNS[2], TOP))
     wf.group("3. Long video (256 px)", [loop], GROUP_COLORS["loop"])
-    refine = _refiner(wf, enhancer, loop, pos=(COLUMNS[3], TOP))
+    refine = _refiner(wf, enhancer, loop, "streamed_video", pos=(COLUMNS[3], TOP))
     wf.group("4. Refine (720 px, randomized blending)", [refine], GROUP_COLORS["refine"])
     below = wf.bottom([loop, refine]) + GROUP_GAP
-    saved = _save(wf, loop, 0, "video/st2v_long_256", pos=(COLUMNS[2], below))
-    saved += _save(wf, refine, 0, "video/st2v_long_refined", pos=(COLUMNS[3], below))
+    saved = _save_streamed(wf, loop, "video/st2v_long_256", pos=(COLUMNS[2], below))
+    saved += _save_streamed(wf, refine, "video/st2v_long_refined", pos=(COLUMNS[3], below))
     wf.group("5. Save", saved, GROUP_COLORS["save"])
     wf.note(RESUME_NOTE + "\n\n" + FPS_NOTE, (COLUMNS[4], TOP), (360, 340))
     return wf
@@ -345,8 +343,9 @@ def extend_any_video(defs) -> Workflow:
             "`frames` is the length of the whole result, the loaded frames included.\n\n"
             + RESUME_NOTE.split("\n", 1)[1], (COLUMNS[1], wf.bottom([anchor]) + GROUP_GAP), (340, 420))
     loop = _loop(wf, st2v, scale, anchor, pos=(COLUMNS[2], TOP))
+    wf.connect(parts, "fps", loop, "fps")
     wf.group("3. Extend", [loop], GROUP_COLORS["loop"])
-    saved = _save(wf, loop, 0, "video/st2v_extended", fps_from=parts, below=loop)
+    saved = _save_streamed(wf, loop, "video/st2v_extended", below=loop)
     wf.group("4. Save (at the loaded video's frame rate)", saved, GROUP_COLORS["save"])
     return wf
 
@@ -382,19 +381,19 @@ def prompt_per_chunk(defs) -> Workflow:
 def refine_only(defs) -> Workflow:
     wf = Workflow(defs)
     load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=LOAD_VIDEO_SIZE, file="st2v_example_start.mp4")
-    parts = wf.add("GetVideoComponents", below=load)
-    enhancer = wf.add("ST2VEnhancerLoader", below=parts, model="non_ema_0035000.pth", dtype="auto", weight_dtype="default")
-    wf.connect(load, 0, parts, "video")
-    wf.group("1. Video and enhancer", [load, parts, enhancer], GROUP_COLORS["models"])
-    refine = _refiner(wf, enhancer, parts, "images", pos=(COLUMNS[1], TOP))
+    enhancer = wf.add("ST2VEnhancerLoader", below=load, model="non_ema_0035000.pth", dtype="auto", weight_dtype="default")
+    wf.group("1. Video and enhancer", [load, enhancer], GROUP_COLORS["models"])
+    refine = _refiner(wf, enhancer, load, 0, pos=(COLUMNS[1], TOP))
     wf.group("2. Refine with randomized blending", [refine], GROUP_COLORS["refine"])
-    saved = _save(wf, refine, 0, "video/st2v_refined", fps_from=parts, audio_from=parts, below=refine)
+    saved = _save_streamed(wf, refine, "video/st2v_refined", below=refine)
     wf.group("3. Save", saved, GROUP_COLORS["save"])
     wf.note("## Refine any video\nSDEdit at the enhancer's resolution (MS-Vid2Vid-XL: fitted into 1280x720) in "
             "chunks of 24 frames overlapping by 8. randomized: one shared noise and a new random cut inside each "
             "overlap at every step, so chunks join without seams; shared_noise and independent are the paper's "
             "baselines, to compare.\n\nstrength: how much may change (0.6 official). The video needs at least one "
-            "chunk of frames. The result keeps the source's frame rate and its sound (same length).\n\n" + MODELS_NOTE, (COLUMNS[2], TOP), (380, 560))
+            "chunk of frames.\n\nThe video is read a few frames at a time and the result is written as frames are "
+            "final (frame rate and sound kept), so any length fits in memory.\n\n" + MODELS_NOTE, (COLUMNS[2], TOP),
+            (380, 600))
     return wf
 
 
@@ -408,12 +407,14 @@ def long_video_upscale(defs) -> Workflow:
     sdvsr = wf.add("SDVSRLoader", (COLUMNS[3], TOP), model="Stream-DiffVSR", raft="auto", dtype="auto", weight_dtype="default")
     upscale = wf.add("SDVSRUpscale", below=sdvsr, seed=42, flow_tile="auto")
     wf.connect(sdvsr, 0, upscale, "sdvsr_model")
-    wf.connect(loop, 0, upscale, "video")
+    wf.connect(loop, "streamed_video", upscale, "video")
     wf.group("2. Stream-DiffVSR x4 (1024 px)", [sdvsr, upscale], GROUP_COLORS["upscale"])
-    saved = _save(wf, upscale, "video", "video/st2v_long_x4", below=upscale)
+    saved = _save_streamed(wf, upscale, "video/st2v_long_x4", below=upscale)
     wf.group("3. Save", saved, GROUP_COLORS["save"])
     wf.note("## Causal x4 upscaling\nStream-DiffVSR upscales frame by frame, each guided by the previous output "
-            "warped with optical flow. For a very long video, split it (Image From Batch) over several Upscale "
+            "warped with optical flow. The Chunk Loop hands its video over as a file (VIDEO), the upscaler reads it a few "
+            "frames at a time and writes its output as frames finish, so memory does not grow with the length. To "
+            "spread a very long video over queue runs instead, split it (Image From Batch) over several Upscale "
             "nodes or queue runs and connect each one's **state** to the next one's state input: the result is the "
             "same as one pass.\n\n" + FPS_NOTE, (COLUMNS[4], TOP), (360, 320))
     return wf

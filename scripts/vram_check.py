@@ -40,6 +40,7 @@ from streaming_core.models.offload import apply_weight_dtype, partial_load  # no
 from streaming_core.models.operations import set_execution_device  # noqa: E402
 from streaming_core.pipelines import memory_estimates as me  # noqa: E402
 from streaming_core.pipelines.memory_probe import peak_bytes  # noqa: E402
+from streaming_core.sampling.guided_model import enhancer_chunk_model  # noqa: E402
 
 GB = 1024 ** 3
 BUDGETS_GB = (6, 8, 12)
@@ -116,7 +117,7 @@ def stages(full: bool, device: torch.device, dtype: torch.dtype) -> list[Stage]:
               base_call, lambda m: me.initial_chunk_bytes(me.UNetShape.of(m), height=size, width=size, dtype=dtype),
               50, 16),
         Stage(f"refine {rw}x{rh}", enhancer, lambda e: [e.unet], lambda e: [e.text_encoder, e.vae], refine_inputs,
-              lambda e, i: e.chunk_model(i[1], i[2], 7.5)(i[0], 500),
+              lambda e, i: enhancer_chunk_model(e, i[1], i[2], 7.5)(i[0], 500),
               lambda e: me.refine_window_for(e, frames=rf, height=rh, width=rw), 18, 16),
         Stage(f"upscale {lr_w}x{lr_h}->x4", sdvsr, lambda m: [m.unet, m.controlnet], lambda m: [m.vae, m.raft],
               upscale_inputs, upscale_call, lambda m: me.upscale_frame_for(m, height=lr_h, width=lr_w), 1, 1),

@@ -8,7 +8,9 @@ streaming_core bench`` calls it.
 
 Timing model: a stage run has a fixed part (prompt encoding, VAE decode, ...) and a per-step part.
 Running ``1`` and ``K`` steps separates them, so the report can state the cost at the official
-step count without running all of it.
+step count without running all of it. An untimed 1-step run warms up first (kernel selection,
+allocator, lazily loaded tokenizers): on a busy CPU the first run was measured slower than a 2-step
+run without it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class BenchResult:
     peak_memory_bytes: Optional[int]
     memory_kind: str  # "GPU allocated" or "process peak RSS"
     note: str = ""
+    per: str = "step"  # what ``steps`` counts: denoising steps, or frames (a stage timed frame by frame)
 
     @property
     def seconds_per_frame(self) -> float:
@@ -46,10 +49,15 @@ class BenchResult:
 
     def line(self) -> str:
         mem = "n/a" if self.peak_memory_bytes is None else f"{self.peak_memory_bytes / 2**30:.2f} GiB"
-        return (f"{self.stage:<8} {self.device:<7} {self.dtype:<8} {self.size:>9} {self.frames:>3} frames  "
-                f"{self.steps} steps in {self.seconds:.2f}s ({self.seconds_per_step:.3f} s/step + "
-                f"{self.fixed_seconds:.2f}s fixed)  -> {self.seconds_per_frame:.3f} s/frame at "
-                f"{self.official_steps} steps  peak {mem} ({self.memory_kind})" + (f"  [{self.note}]" if self.note else ""))
+        if self.per == "frame":
+            timing = (f"{self.steps} frames in {self.seconds:.2f}s ({self.seconds_per_step:.3f} s per further frame)"
+                      f"  -> {self.seconds_per_frame:.3f} s/frame")
+        else:
+            timing = (f"{self.frames} frames, {self.steps} steps in {self.seconds:.2f}s ({self.seconds_per_step:.3f} "
+                      f"s/step + {self.fixed_seconds:.2f}s fixed)  -> {self.seconds_per_frame:.3f} s/frame at "
+                      f"{self.official_steps} steps")
+        return (f"{self.stage:<8} {self.device:<7} {self.dtype:<8} {self.size:>9}  {timing}  peak {mem} "
+                f"({self.memory_kind})" + (f"  [{self.note}]" if self.note else ""))
 
 
 def synchronize(device: torch.device) -> None:
@@ -81,13 +89,22 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def measure_steps(run: Callable[[int], object], steps: int, device: torch.device) -> tuple[float, float, float]:
-    """(seconds of ``run(steps)``, seconds per step, fixed seconds) from a warm-up, a 1-step and a
-    ``steps``-step run."""
+# Set by the bench command: called as ``on_first_run(seconds of the 1-step run, steps of the run to come)``
+# so it can say how long the rest takes.
+on_first_run: Optional[Callable[[float, int], None]] = None
+
+
+def measure_steps(run: Callable[[int], object], steps: int, device: torch.device,
+                  warm_up: bool = True) -> tuple[float, float, float]:
+    """(seconds of ``run(steps)``, seconds per step, fixed seconds) from a 1-step and a ``steps``-step
+    run, after an untimed 1-step warm-up run unless ``warm_up`` is False."""
     if steps < 2:
         raise ValueError("measuring needs at least 2 steps")
-    run(1)  # warm-up: kernels, caches, allocator
+    if warm_up:
+        run(1)  # warm-up: kernels, caches, allocator
     one = timed(lambda: run(1), device)
+    if on_first_run is not None:
+        on_first_run(one, steps)
     many = timed(lambda: run(steps), device)
     per_step = max((many - one) / (steps - 1), 0.0)
     return many, per_step, max(one - per_step, 0.0)

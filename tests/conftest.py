@@ -16,10 +16,21 @@ torch.set_num_threads(int(os.environ.get("STREAMING_TEST_THREADS", "1")))
 SHARED = Path(os.environ.get("STREAMING_SHARED_DIR", REPO.parent / "shared"))
 
 
+def shared_skip_reason(shared: Path) -> str:
+    """Why the tests that need the shared folder skip: what it is, where it comes from, what it enables."""
+    where = (f"STREAMING_SHARED_DIR={os.environ['STREAMING_SHARED_DIR']}" if os.environ.get("STREAMING_SHARED_DIR")
+             else f"../shared ({shared})")
+    return (f"no shared folder at {where}: shared/ is the project's development folder, laid beside the clone on "
+            "the project's machines and in CI and not part of the repository; it holds the official key lists "
+            "(specs/), the parity fixtures made by running the official code (fixtures/) and the ComfyUI test "
+            "harness (tools/). Put it there or set STREAMING_SHARED_DIR to it to run the check-keys, parity and "
+            "real-ComfyUI tests")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not (SHARED / "specs").is_dir():
-        pytest.fail(f"shared specs/fixtures not found at {SHARED}; set STREAMING_SHARED_DIR to the shared/ folder")
+    if not (SHARED / "specs").is_dir() or not (SHARED / "fixtures").is_dir():
+        pytest.skip(shared_skip_reason(SHARED))
     return SHARED
 
 

@@ -54,3 +54,31 @@ def test_seconds_per_frame_is_extrapolated_to_the_official_steps():
     assert result.seconds_per_frame == pytest.approx((2.0 + 50 * 0.5) / 8)
     line = result.line()
     assert "3.375 s/frame at 50 steps" in line and "1.00 GiB" in line
+
+
+def test_warm_up_run_and_first_run_report(monkeypatch):
+    """The 1-step run is reported before the long one, after the warm-up (which can be left out)."""
+    clock = FakeClock()
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    calls, reports = [], []
+
+    def run(steps):
+        calls.append(steps)
+        clock.now += 1.0 + steps
+
+    monkeypatch.setattr(bench, "on_first_run", lambda seconds, steps: reports.append((seconds, steps, list(calls))))
+    measure_steps(run, 3, torch.device("cpu"))
+    assert calls == [1, 1, 3] and reports == [(2.0, 3, [1, 1])]
+    calls.clear(), reports.clear()
+    measure_steps(run, 2, torch.device("cpu"), warm_up=False)
+    assert calls == [1, 2] and reports == [(2.0, 2, [1])]
+
+
+def test_upscale_line_counts_frames_not_steps():
+    """Upscale is timed frame by frame: its line says frames, never "1 frames 3 steps ... at 1 steps"."""
+    result = BenchResult(stage="upscale", device="cpu", dtype="float32", size="64x48", frames=1, steps=3,
+                         seconds=6.0, seconds_per_step=2.0, fixed_seconds=0.0, official_steps=1,
+                         peak_memory_bytes=None, memory_kind="process peak RSS", per="frame")
+    line = result.line()
+    assert "3 frames in 6.00s (2.000 s per further frame)  -> 2.000 s/frame" in line, line
+    assert "steps" not in line and "1 frames" not in line, line

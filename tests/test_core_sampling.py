@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler
 
 from streaming_core.sampling.ddim import ddim_step
 from streaming_core.sampling.guidance import cfg, rescale_guidance, text_anchor_guidance
-from streaming_core.sampling.schedules import DiscreteVPSchedule, modelscope_t2v_schedule, spaced_timesteps
+from streaming_core.schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule, spaced_timesteps
 
 
 def test_modelscope_timesteps_are_the_official_ones():
@@ -59,3 +59,13 @@ def test_guidance_rescale_matches_its_definition():
         ratio = cond[i].std() / guided[i].std()
         assert torch.allclose(out[i], guided[i] * (0.2 * ratio + 0.8), atol=1e-6)
     assert torch.equal(rescale_guidance(guided, cond, 0.0), guided)
+
+
+def test_one_prediction_vocabulary_reads_the_hub_spelling():
+    hub = DiscreteVPSchedule.from_betas(prediction_type="v_prediction")
+    ours = DiscreteVPSchedule.from_betas(prediction_type="v")
+    assert hub.prediction_type == ours.prediction_type == "v"
+    x, out = torch.randn(2, 4), torch.randn(2, 4)
+    assert all(torch.equal(a, b) for a, b in zip(hub.x0_and_eps(out, x, 500), ours.x0_and_eps(out, x, 500)))
+    with pytest.raises(ValueError, match="unknown prediction type"):
+        DiscreteVPSchedule.from_betas(prediction_type="x0")

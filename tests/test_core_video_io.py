@@ -96,3 +96,85 @@ def test_same_frames_give_the_same_file_whatever_the_write_pattern(tmp_path):
         files.append(path.read_bytes())
     assert all(f == files[0] for f in files[1:])
     assert read_video(tmp_path / "v0.mp4").shape == frames.shape
+
+# -- the lossless hand-off format, lazy windows, audio ------------------------------------------------
+def _noise_frames(n, h=33, w=47, seed=0):
+    return torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_lossless_handoff_file_gives_back_the_exact_frames(tmp_path):
+    from streaming_core.video_io import LOSSLESS, FrameSource
+
+    frames = _noise_frames(9)  # noise and odd sides: the worst case for any lossy or subsampled codec
+    with VideoWriter(tmp_path / "v.mkv", fps=12, format=LOSSLESS) as w:
+        w.write(frames[:4])
+        w.write(frames[4:])
+    source = FrameSource.from_file(tmp_path / "v.mkv")
+    assert (source.count, source.fps, source.height, source.width) == (9, 12, 33, 47)
+    back = torch.cat(list(source.windows(4)))
+    assert torch.equal(back, frames.float() / 255)
+    assert torch.equal(torch.cat(list(source.windows(4, start=5))), frames[5:].float() / 255)
+
+
+def test_reading_windows_holds_one_window_not_the_video(tmp_path):
+    """tracemalloc sees numpy's frame buffers: a pass over 120 frames in windows of 8 peaks near one
+    window (plus the decoder's few), far below the 120 frames a whole read holds."""
+    import tracemalloc
+
+    from streaming_core.video_io import LOSSLESS, FrameSource
+
+    h, w, n, window = 96, 128, 120, 8
+    with VideoWriter(tmp_path / "v.mkv", fps=8, format=LOSSLESS) as writer:
+        for i in range(0, n, 20):
+            writer.write(_noise_frames(20, h, w, seed=i))
+    source = FrameSource.from_file(tmp_path / "v.mkv")
+    frame_bytes = h * w * 3
+    tracemalloc.start()
+    try:
+        seen = 0
+        for part in source.windows(window):
+            seen += part.shape[0]
+            del part
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == n
+    assert peak < 3 * window * frame_bytes * 4, f"peak {peak / 1e6:.1f} MB"  # float32 window + uint8 frames
+    assert peak < n * frame_bytes, "less than the whole video even in uint8"
+
+
+def test_a_file_shorter_than_its_count_is_an_error(tmp_path):
+    from streaming_core.video_io import LOSSLESS, FrameSource
+
+    with VideoWriter(tmp_path / "v.mkv", fps=8, format=LOSSLESS) as w:
+        w.write(_noise_frames(3))
+    source = FrameSource.from_file(tmp_path / "v.mkv", count=5, name="the test video")
+    with pytest.raises(InputError, match="the test video ended after 3 of its 5 frames"):
+        list(source.frames())
+
+
+def test_audio_is_carried_and_cut_to_the_video(tmp_path):
+    import math
+
+    import av
+
+    from streaming_core.video_audio import AudioTrack
+    from streaming_core.video_io import LOSSLESS, FrameSource, transcode
+
+    rate = 22050
+    t = torch.arange(rate * 3) / rate
+    wave = 0.3 * torch.sin(2 * math.pi * 440 * t).expand(2, -1)
+    frames = _smooth_frames(16)
+    with VideoWriter(tmp_path / "a.mkv", fps=8, format=LOSSLESS,
+                     audio=AudioTrack(waveform=wave, sample_rate=rate, seconds=2.0)) as w:
+        w.write(frames)
+    source = FrameSource.from_file(tmp_path / "a.mkv")
+    assert source.audio is not None and source.count == 16
+    out = transcode(tmp_path / "a.mkv", tmp_path / "a.mp4")
+    with av.open(str(out)) as c:
+        audio = c.streams.audio[0]
+        seconds = float(audio.duration * audio.time_base)
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert audio.codec_context.name == "aac" and audio.codec_context.sample_rate == rate
+    assert abs(samples / rate - 2.0) < 0.1 and abs(seconds - 2.0) < 0.1  # the 3 s tone cut to the 2 s video
+    assert video_info(out)["frames"] == 16 and video_info(out)["fps"] == 8

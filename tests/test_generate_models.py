@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from streaming_core.checkpoints.files import save_safetensors
+from streaming_core.state_files import save_safetensors
 from streaming_core.checkpoints.modelscope import find_unet_file, load_modelscope_unet
 from streaming_core.cli.demo import tiny_models
 from streaming_core.errors import CheckpointError, InputError

@@ -75,3 +75,11 @@ def test_list_names_every_model(capsys):
     assert main(["make-tiny", "--models-dir", "unused", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(model.name in out for model in TINY_MODELS)
+
+
+def test_the_tree_says_it_holds_tiny_test_weights(tree):
+    """The commands name tiny test weights by size; the marker says where they came from."""
+    from streaming_core.tiny.marker import MARKER, tiny_tree_of
+
+    assert "make-tiny" in (tree / MARKER).read_text()
+    assert tiny_tree_of(tree / "streamingt2v" / "streaming_t2v.ckpt") == tree.resolve()

@@ -13,6 +13,7 @@ from streaming_core.errors import InputError
 from test_metrics import smooth_pattern, translated
 
 PACK = load_pack()
+host = PACK.nodes.host
 NODE = PACK.NODE_CLASS_MAPPINGS["ST2VEvaluateVideo"]
 RAFT = "stream_diffvsr/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
 CLIP = "streamingt2v/open_clip_pytorch_model.bin"
@@ -52,6 +53,30 @@ def test_the_node_gives_numbers_json_and_a_plot_image(models):
     assert "MAWE" in report and "skipped" not in report
     assert plot.ndim == 4 and plot.shape[0] == 1 and plot.shape[2] == 960 and plot.shape[3] == 3
     assert plot.dtype == torch.float32 and 0 <= float(plot.min()) and float(plot.max()) <= 1
+
+
+def test_a_video_gives_the_numbers_of_the_same_frames_as_an_image(models, tmp_path, monkeypatch):
+    """A VIDEO (a hand-off file, as the pack's nodes give) is read from its file, never whole through
+    get_components, and measures exactly as the IMAGE of its frames: the file is lossless, so both paths
+    feed the same float frames through the same kernels. Only the rate differs: the VIDEO's own (10 fps)
+    against an IMAGE's 8."""
+    monkeypatch.setenv("STREAMING_TEMP_DIR", str(tmp_path))
+    frames = video()
+    clip = host.write_video_output([frames], 10, "test input")
+
+    def whole_video():
+        raise AssertionError("the whole video was decoded into memory")
+
+    clip.get_components = whole_video
+    assert torch.equal(host.video_source(clip).windows(frames.shape[0]).__next__(), frames), "lossless hand-off"
+    as_image = NODE().evaluate(frames, "a drifting pattern", RAFT, CLIP, "auto", "st2v", 32)
+    as_video = NODE().evaluate(clip, "a drifting pattern", RAFT, CLIP, "auto", "st2v", 32)
+    image_report, video_report = (json.loads(out[1])["videos"][0] for out in (as_image, as_video))
+    assert (image_report.pop("fps"), video_report.pop("fps")) == (8.0, 10.0)
+    assert image_report["mawe"] is not None and image_report["clip_score"] is not None
+    assert image_report["seam_score"] is not None and image_report["frames"] == 20
+    assert video_report == image_report
+    assert torch.equal(as_video[2], as_image[2]), "the same curves make the same plot"
 
 
 def test_none_picks_skip_with_the_file_to_add(models):

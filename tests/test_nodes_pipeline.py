@@ -17,7 +17,7 @@ import torch
 from pack_loader import load_pack
 from streaming_core.errors import Cancelled, CheckpointError, InputError
 from streaming_core.models.streamingt2v import StreamingT2V
-from streaming_core.pipelines.enhancer import Enhancer
+from streaming_core.models.enhancer import Enhancer
 from streaming_core.models.sdvsr.bundle import SDVSRModels
 from streaming_core.pipelines.upscale import UpscaleState
 from tiny_models_tree import tiny_models_dir
@@ -47,6 +47,7 @@ def env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STREAMING_MODELS_DIR", str(models))
         mp.setenv("STREAMING_OUTPUT_DIR", str(output))
+        mp.setenv("STREAMING_TEMP_DIR", str(output / "temp"))
         yield {"models": models, "output": output}
 
 
@@ -68,7 +69,7 @@ def first(env, st2v):
 
 
 def loop_output(st2v, video, frames=32, prompts="a red panda", seed=3, run_name="", keep_state=False, **kw):
-    """The Chunk Loop's whole return value: {"ui": {"text": [...]}, "result": (video,)}."""
+    """The Chunk Loop's whole return value: {"ui": {"text": [...]}, "result": (IMAGE, VIDEO)}."""
     return node("ST2VChunkLoop")(st2v_model=st2v, video=video, prompts=prompts, negative_prompt="", frames=frames,
                                  seed=seed, steps=STEPS, text_guidance=7.5, anchor_guidance=7.5, run_name=run_name,
                                  keep_state=keep_state, **kw)
@@ -268,6 +269,31 @@ def test_interrupted_loop_resumes_where_it_stopped(env, st2v, first, long, monke
     assert not folder.exists(), "a finished run removes its state"
 
 
+def test_chunk_loop_streams_its_video_and_resumes_into_it(env, st2v, first, long, monkeypatch, caplog):
+    """Only the VIDEO output taken: no whole-video IMAGE is kept, the file holds the video of the IMAGE path
+    (8-bit), and a cancelled run queued again resumes from its state straight into a new file."""
+    from streaming_core.video_io import read_video
+
+    only_video = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["5", 1]}}}
+    streamed = lambda **kw: node("ST2VChunkLoop")(  # noqa: E731
+        st2v_model=st2v, video=first, prompts="a red panda", negative_prompt="", frames=28, seed=3, steps=STEPS,
+        text_guidance=7.5, anchor_guidance=7.5, fps=12.0, unique_id="5", queued_graph=only_video, **kw)
+    _cancel_after(monkeypatch, STEPS)
+    with pytest.raises(Cancelled):
+        streamed(run_name="streamed", keep_state=False)
+    assert not list((env["output"] / "temp").rglob("*.partial*")), "a cancelled run leaves no half-written file"
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO):
+        out = streamed(run_name="streamed", keep_state=False)
+    image, video = out["result"]
+    assert image is None and "resumed run streamed from frame 24" in caplog.text
+    assert out["ui"]["text"] == ["Resumed from frame 24 (frames 0-23 from the saved run, 4 more to make; "
+                                 "state streamed)"]
+    assert video.count == 28 and video.fps == 12 and video.get_dimensions() == (SIZE, SIZE)
+    frames = read_video(video.get_stream_source())
+    torch.testing.assert_close(frames, long[:28], rtol=0, atol=1 / 255)
+
+
 def test_named_run_continues_only_the_same_run(env, st2v, first, long):
     video = loop(st2v, first, frames=24, run_name="panda", keep_state=True)
     assert same_frames(video, long[:24]) and (runs_dir(env) / "panda" / "state.safetensors").is_file()
@@ -298,9 +324,9 @@ def small_video():
     return (torch.rand(1, 16, 16, 3, generator=g) + torch.linspace(0, 0.3, 12).view(-1, 1, 1, 1)).clamp(0, 1)
 
 
-def refine(enhancer, video, mode="randomized", steps=STEPS, chunk=8, **kw):
+def refine(enhancer, video, mode="randomized", steps=STEPS, chunk=8, overlap=4, **kw):
     return node("ST2VRandomizedBlendRefiner")(
-        enhancer=enhancer, video=video, prompt="a red panda", negative_prompt="", mode=mode, chunk=chunk, overlap=4,
+        enhancer=enhancer, video=video, prompt="a red panda", negative_prompt="", mode=mode, chunk=chunk, overlap=overlap,
         strength=0.6, steps=steps, guidance=7.5, seed=0, width=48, height=32, sde_noise="gaussian", **kw)[0]
 
 
@@ -316,14 +342,84 @@ def test_refiner_enhances_at_the_canvas_size_in_every_mode(env, small_video):
         refine(ms, small_video, chunk=24)
 
 
+def test_refiner_streams_a_video_and_a_cancelled_run_resumes(env, small_video, monkeypatch, caplog):
+    """VIDEO in (read in windows) and out (written as frames are final); Cancel mid-run keeps the state, and
+    the same call again continues from it to exactly the video of an uninterrupted run."""
+    from streaming_core.video_io import read_video, to_uint8
+
+    ms = node("ST2VEnhancerLoader")(model="non_ema_0035000.pth", dtype="auto")[0]
+    clip = host.write_video_output([small_video], 10, "test input")
+    only_video = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["6", 1]}}}
+    run = lambda: node("ST2VRandomizedBlendRefiner")(  # noqa: E731
+        enhancer=ms, video=clip, prompt="a red panda", negative_prompt="", mode="randomized", chunk=4, overlap=2,
+        strength=0.6, steps=STEPS, guidance=7.5, seed=0, width=48, height=32, sde_noise="gaussian", unique_id="6",
+        queued_graph=only_video)
+    reference = refine(ms, to_uint8(small_video).float() / 255, chunk=4, overlap=2)  # what the file holds
+    states = env["output"] / "streamingt2v_refine"
+    seen = []
+
+    def progress_callback(total, node_id=None):
+        def on_step(done, total_now, preview=None):
+            seen.append((done, total_now))
+            if done > total_now // 2:
+                raise Cancelled("stopped by the test")
+        return on_step
+
+    monkeypatch.setattr(host, "progress_callback", progress_callback)
+    with pytest.raises(Cancelled):
+        run()
+    assert 0 < seen[-1][0] < seen[-1][1], f"stopped half-way: {seen[-1]}"
+    assert list(states.glob("refine-*")), "the cancelled run left its state"
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO):
+        image, video = run()
+    assert "resuming from the saved state refine-" in caplog.text
+    assert image is None and video.count == 12 and video.fps == 10 and video.get_dimensions() == (32, 32)
+    assert torch.equal(to_uint8(read_video(video.get_stream_source())), to_uint8(reference))
+    assert not list(states.glob("refine-*")), "a finished run removes its state"
+
+
 def test_upscale_split_across_queue_runs_is_one_upscale(env, small_video):
     sdvsr = node("SDVSRLoader")(model="Stream-DiffVSR", raft="auto", dtype="auto")[0]
     upscale = node("SDVSRUpscale")
-    whole, state = upscale(sdvsr_model=sdvsr, video=small_video[:6], seed=5, flow_tile="auto")
+    whole, state, _ = upscale(sdvsr_model=sdvsr, video=small_video[:6], seed=5, flow_tile="auto")
     assert whole.shape == (6, 64, 64, 3) and isinstance(state, UpscaleState) and state.frames_done == 6
-    part1, state1 = upscale(sdvsr_model=sdvsr, video=small_video[:4], seed=5, flow_tile="off")
-    part2, state2 = upscale(sdvsr_model=sdvsr, video=small_video[4:6], seed=99, flow_tile="auto", state=state1)
+    part1, state1, _ = upscale(sdvsr_model=sdvsr, video=small_video[:4], seed=5, flow_tile="off")
+    part2, state2, _ = upscale(sdvsr_model=sdvsr, video=small_video[4:6], seed=99, flow_tile="auto", state=state1)
     assert torch.equal(torch.cat([part1, part2]), whole), "the state carries the video (and its noise) on"
     assert state2.frames_done == 6
     with pytest.raises(InputError, match="state continues a video of 16x16"):
         upscale(sdvsr_model=sdvsr, video=torch.rand(2, 24, 24, 3), seed=0, flow_tile="auto", state=state)
+
+
+def test_upscale_takes_and_gives_a_streamed_video(env, small_video):
+    """VIDEO in (a hand-off file, read lazily) and out (written as frames finish): the frames of the IMAGE
+    path exactly, as the hand-off file is lossless; the IMAGE output is only made when something takes it."""
+    from streaming_core.video_io import read_video, to_uint8
+
+    sdvsr = node("SDVSRLoader")(model="Stream-DiffVSR", raft="auto", dtype="auto")[0]
+    upscale = node("SDVSRUpscale")
+    video_in = host.write_video_output(small_video[:5], 12, "test input")
+    assert host.is_streamed(video_in) and video_in.get_dimensions() == (16, 16) and video_in.count == 5
+    as_image = to_uint8(small_video[:5]).float() / 255  # what the lossless file holds
+    expected, _, _ = upscale(sdvsr_model=sdvsr, video=as_image, seed=5, flow_tile="auto")
+    graph = {"9": {"class_type": "SaveVideo", "inputs": {"video": ["7", 2]}}}  # only the VIDEO output is taken
+    image, state, streamed = upscale(sdvsr_model=sdvsr, video=video_in, seed=5, flow_tile="auto", unique_id="7",
+                                     queued_graph=graph)
+    assert image is None and state.frames_done == 5
+    assert streamed.count == 5 and streamed.fps == 12 and streamed.get_dimensions() == (64, 64)
+    back = read_video(streamed.get_stream_source())
+    assert torch.equal(to_uint8(back), to_uint8(expected))
+
+
+def test_a_vanished_video_file_is_named_and_the_node_runs_again(env, small_video):
+    sdvsr = node("SDVSRLoader")(model="Stream-DiffVSR", raft="auto", dtype="auto")[0]
+    cls = NODES["SDVSRUpscale"]
+    _, _, made = node("SDVSRUpscale")(sdvsr_model=sdvsr, video=small_video[:2], seed=5, flow_tile="auto",
+                                      unique_id="vanish")
+    before = cls.IS_CHANGED(unique_id="vanish")
+    assert cls.IS_CHANGED(unique_id="vanish") == before, "unchanged while the file is there: ComfyUI's cache holds"
+    made.path.unlink()
+    assert cls.IS_CHANGED(unique_id="vanish") != before, "the file is gone: ComfyUI must run the node again"
+    with pytest.raises(host.VanishedVideo, match="no longer exists.*Queue the graph again"):
+        node("SDVSRUpscale")(sdvsr_model=sdvsr, video=made, seed=5, flow_tile="auto")

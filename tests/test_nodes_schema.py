@@ -54,8 +54,8 @@ def test_node_schema(node_id):
         if isinstance(kind, list):  # a model-file dropdown is empty where no model is installed
             assert all(isinstance(c, str) for c in kind), f"{where}: combo choices"
             assert not kind or options.get("default", kind[0]) in kind, f"{where}: default not a choice"
-        else:
-            assert kind in NATIVE_TYPES or kind in OUR_TYPES, f"{where}: unknown type {kind}"
+        else:  # "IMAGE,VIDEO": ComfyUI links either type (validation splits the name on commas)
+            assert all(k in NATIVE_TYPES or k in OUR_TYPES for k in kind.split(",")), f"{where}: unknown type {kind}"
         if kind in ("INT", "FLOAT"):
             assert options["min"] <= options["default"] <= options["max"], f"{where}: default outside min/max"
             assert isinstance(options["default"], int if kind == "INT" else (int, float))

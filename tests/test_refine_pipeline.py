@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from streaming_core.checkpoints.enhancer import find_enhancer_files, load_enhancer
-from streaming_core.checkpoints.files import save_safetensors
+from streaming_core.state_files import save_safetensors
 from streaming_core.cli import main
 from streaming_core.errors import Cancelled, CheckpointError, InputError
-from streaming_core.pipelines.enhancer import NativeResolution, plan_frames
+from streaming_core.models.enhancer import NativeResolution, plan_frames
 from streaming_core.pipelines.refine import benchmark, refine
 from streaming_core.progress import SD_LATENTS, LatentPreview
 from streaming_core.tiny.enhancer import TINY_RESOLUTION, build_tiny_vae, tiny_open_clip_state_dict, write_tiny_enhancers

@@ -11,11 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from streaming_core.metrics import seam_report, seam_score
+from streaming_core.parity.report import NORMAL_DRAW_ATOL
 from streaming_core.sampling.blend import chunk_windows, owner_of_frames
 from streaming_core.sampling.dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, sample_dpmpp_2m_sde
 from streaming_core.sampling.guided_model import guided_chunk_model
 from streaming_core.sampling.sdedit import sdedit_windows, to_x0
-from streaming_core.sampling.vp_schedules import VPSigmaTable, strength_to_timestep
+from streaming_core.schedules.vp_sigmas import VPSigmaTable, strength_to_timestep
 
 TABLE = VPSigmaTable.ms_vid2vid()
 
@@ -263,7 +264,9 @@ def test_brownian_tree_gives_the_official_increments(fixture_io):
     sigmas = fixture_io["c1.sigmas"]
     tree = BrownianTreeNoise(fixture_io["c1.z0"], sigmas, seed=0)
     for i in range(2):
-        assert torch.equal(tree(i, sigmas[i], sigmas[i + 1]), fixture_io[f"c1.brownian.{i}"])
+        # the same random bits as official; the normals carry the CPU kernel path's last bits (NORMAL_DRAW_ATOL)
+        torch.testing.assert_close(tree(i, sigmas[i], sigmas[i + 1]), fixture_io[f"c1.brownian.{i}"],
+                                   atol=NORMAL_DRAW_ATOL, rtol=0)
 
 
 def test_official_3_step_sampler_from_recorded_unet_outputs(fixture_io):

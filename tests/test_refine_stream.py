@@ -12,6 +12,7 @@ from streaming_core.errors import Cancelled, InputError
 from streaming_core.pipelines.refine import file_source, frames_source, refine_stream
 from streaming_core.pipelines.refine_state import RefineStateFolder
 from streaming_core.sampling.blend import chunk_windows
+from streaming_core.sampling.guided_model import enhancer_chunk_model
 from streaming_core.sampling.keyed_draws import lockstep_draws
 from streaming_core.sampling.sdedit import sdedit_windows
 from streaming_core.sampling.wavefront import wavefront_sdedit
@@ -44,7 +45,7 @@ def run_all(enhancer, frames, **kw):
 
 @pytest.mark.parametrize("mode", ["randomized", "shared_noise", "independent"])
 def test_wavefront_equals_lockstep_bitwise_through_the_tiny_guided_unet(enhancer, mode):
-    model = enhancer.chunk_model(*enhancer.encode_prompts("a red car"), 7.5)
+    model = enhancer_chunk_model(enhancer, *enhancer.encode_prompts("a red car"), 7.5)
     z0 = torch.randn(1, 4, 22, 4, 4, generator=torch.Generator().manual_seed(1))
     kw = dict(prediction_type=enhancer.prediction_type, t_start=599, steps=3, chunk=8, overlap=3, mode=mode, seed=5,
               init=enhancer.init)

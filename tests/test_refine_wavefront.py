@@ -14,7 +14,7 @@ import torch
 from streaming_core.sampling.blend import chunk_windows
 from streaming_core.sampling.keyed_draws import lockstep_draws
 from streaming_core.sampling.sdedit import sdedit_windows
-from streaming_core.sampling.vp_schedules import VPSigmaTable
+from streaming_core.schedules.vp_sigmas import VPSigmaTable
 from streaming_core.sampling.wavefront import WavefrontSDEdit, wavefront_sdedit
 
 TABLE = VPSigmaTable.ms_vid2vid()

@@ -9,6 +9,7 @@ import torch
 from streaming_core.pipelines import memory_estimates as me
 from streaming_core.pipelines.memory_probe import peak_bytes
 from streaming_core.pipelines.upscale import upscale_stream
+from streaming_core.sampling.guided_model import enhancer_chunk_model
 from streaming_core.tiny.workloads import WORKLOADS
 from st2v_shared import tiny_model
 
@@ -84,7 +85,7 @@ def test_refine_window_within_2x(name):
     cond, uncond = enhancer.encode_prompts("a")
     frames, hp, wp = 4, 64, 64
     z = torch.randn(1, 4, frames, hp // enhancer.vae_factor, wp // enhancer.vae_factor)
-    model = enhancer.chunk_model(cond, uncond, 7.5)
+    model = enhancer_chunk_model(enhancer, cond, uncond, 7.5)
     with torch.no_grad():
         step, _ = peak_bytes(lambda: model(z, 300))
         decode, _ = peak_bytes(lambda: enhancer.decode(z))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from streaming_core.checkpoints.files import save_safetensors
+from streaming_core.state_files import save_safetensors
 from streaming_core.checkpoints.image_encoder import (build_image_encoder, load_image_encoder, open_clip_to_hf,
                                                       to_open_clip_visual)
 from streaming_core.checkpoints.st2v import load_streamingt2v

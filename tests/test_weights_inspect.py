@@ -43,7 +43,7 @@ def no_tensor_reads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("inspect must not load tensors")
 
-    monkeypatch.setattr(files_module, "_load_safetensors", refuse)
+    monkeypatch.setattr(files_module, "load_safetensors", refuse)
     monkeypatch.setattr("safetensors.torch.load_file", refuse)
 
 
@@ -89,7 +89,7 @@ def test_image_encoder_layouts(weight_files):
 
 
 def test_other_formats_of_this_pack(tmp_path):
-    from streaming_core.checkpoints.files import save_safetensors
+    from streaming_core.state_files import save_safetensors
     from streaming_core.tiny.enhancer import write_tiny_msvid2vid
     from streaming_core.tiny.modelscope import build_tiny_modelscope_unet, write_tiny_modelscope
 
@@ -123,7 +123,7 @@ def test_other_formats_of_this_pack(tmp_path):
 
 
 def test_unknown_file_lists_its_names(tmp_path):
-    from streaming_core.checkpoints.files import save_safetensors
+    from streaming_core.state_files import save_safetensors
 
     save_safetensors({"foo.weight": torch.zeros(1), "bar.bias": torch.zeros(1)}, tmp_path / "x.safetensors")
     result = inspect_path(tmp_path / "x.safetensors")
@@ -184,3 +184,44 @@ def test_detection_needs_only_names():
     }
     for layout, keys in names.items():
         assert detect_file_layout(dict.fromkeys(keys)) == layout, layout
+
+
+@pytest.mark.parametrize("name,content,says", [
+    ("README.md", b"# Streaming Long Video\n\nA ComfyUI node pack.\n", "it is a text file"),
+    ("clip.mp4", b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(64), "it is a video"),
+    ("model.safetensors", b"<!DOCTYPE html><html><body>Not found</body></html>", "it is not a safetensors file"),
+    ("model.ckpt", b"version https://git-lfs.github.com/spec/v1\noid sha256:0\n", "it is not a PyTorch checkpoint"),
+    ("weights.dat", bytes(range(64)), "its content is neither safetensors nor a PyTorch checkpoint"),
+])
+def test_inspect_on_a_file_that_is_not_weights_says_so(tmp_path, capsys, name, content, says):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} is not a weight file: {says}"), err
+    assert "unpickl" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_inspect_on_a_models_root_lists_its_model_subfolders(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    root = tmp_path / "models"
+    tensor = {"weight": torch.zeros(2, 2)}
+    (root / "streamingt2v").mkdir(parents=True)
+    save_file(tensor, str(root / "streamingt2v" / "vidxtend.fp16.safetensors"))
+    sdvsr = root / "stream_diffvsr" / "Stream-DiffVSR"
+    for part in ("unet", "controlnet"):
+        (sdvsr / part).mkdir(parents=True)
+        save_file(tensor, str(sdvsr / part / "diffusion_pytorch_model.safetensors"))
+    (root / "clip_vision").mkdir()
+    save_file(tensor, str(root / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"))
+    (root / "loras").mkdir()  # holds nothing: not listed
+
+    assert main(["inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "layout: models_root" in out, out
+    listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert set(listed) == {"streamingt2v/", "stream_diffvsr/", "clip_vision/"}, out
+    assert "vidxtend.fp16.safetensors" in listed["streamingt2v/"], out
+    assert "Stream-DiffVSR/ (the Stream-DiffVSR hub folder" in listed["stream_diffvsr/"], out
+    assert inspect_path(root).as_dict()["subfolders"].keys() == set(listed)

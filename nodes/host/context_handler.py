@@ -24,7 +24,7 @@ import torch
 
 from ...streaming_core.sampling.blend import Window, chunk_windows, write_window
 from ...streaming_core.sampling.context_blend import cut_offsets, describe_windows, locate_step
-from .context_windows import BLEND_CHOICES, HARD_CUTS
+from .blend_names import BLEND_CHOICES, HARD_CUTS
 
 log = logging.getLogger(__name__)
 

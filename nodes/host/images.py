@@ -27,3 +27,26 @@ def image_to_frames(image: torch.Tensor, what: str = "image") -> torch.Tensor:
 def frames_to_image(frames: torch.Tensor) -> torch.Tensor:
     """An IMAGE batch on ComfyUI's intermediate device from (F, H, W, 3) frames in 0..1."""
     return frames.detach().clamp(0, 1).float().to(intermediate_device()).contiguous()
+
+
+class FrameCollector:
+    """Frames handed over one by one, gathered into one IMAGE batch of known length without a second
+    copy (a list stacked at the end holds the video twice)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.batch: torch.Tensor | None = None
+        self.filled = 0
+
+    def add(self, frames: torch.Tensor) -> None:
+        frames = frames[None] if frames.ndim == 3 else frames
+        if self.batch is None:
+            self.batch = torch.empty((self.count, *frames.shape[1:]), dtype=torch.float32, device=intermediate_device())
+        n = min(frames.shape[0], self.count - self.filled)
+        self.batch[self.filled:self.filled + n] = frames[:n].clamp(0, 1)
+        self.filled += n
+
+    def image(self) -> torch.Tensor:
+        if self.batch is None:
+            raise InputError("no frames were made")
+        return self.batch[:self.filled]

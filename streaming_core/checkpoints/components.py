@@ -10,6 +10,8 @@ checkpoint never needs a second 25 GB of RAM. Buffers (e.g. position ids) are bu
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import threading
 from collections import Counter
 from typing import Callable, Iterable, Mapping, Optional
 
@@ -19,22 +21,37 @@ from torch import nn
 from ..errors import CheckpointError
 
 
+_ON_META: contextvars.ContextVar[bool] = contextvars.ContextVar("streaming_core_parameters_on_meta", default=False)
+_HOOK_LOCK = threading.Lock()
+_hook_installed = False
+
+
+def _parameter_to_meta(module: nn.Module, name: str, param: nn.Parameter) -> Optional[nn.Parameter]:
+    """torch's parameter-registration hook: inert except inside ``meta_parameters`` of this thread/context."""
+    if not _ON_META.get() or param.device.type == "meta":
+        return None
+    return type(param)(param.to("meta"), requires_grad=param.requires_grad)
+
+
 @contextlib.contextmanager
 def meta_parameters():
-    """Inside: every new ``nn.Parameter`` lives on the meta device; buffers are created normally."""
-    original = nn.Module.register_parameter
+    """Inside: every new ``nn.Parameter`` lives on the meta device; buffers are created normally.
 
-    def register_on_meta(module, name, param):
-        original(module, name, param)
-        if param is not None and param.device.type != "meta":
-            kwargs = {"requires_grad": param.requires_grad}
-            module._parameters[name] = type(param)(param.to("meta"), **kwargs)
-
-    nn.Module.register_parameter = register_on_meta
+    Scoped to the calling thread (a ``ContextVar``), with nothing patched: torch's own
+    parameter-registration hook is installed once and does nothing outside this block, so models
+    built concurrently in other threads keep real parameters. (``torch.device("meta")`` would put
+    buffers such as CLIP's non-persistent ``position_ids`` on meta too, and they are not in the file.)
+    """
+    global _hook_installed
+    with _HOOK_LOCK:
+        if not _hook_installed:
+            torch.nn.modules.module.register_module_parameter_registration_hook(_parameter_to_meta)
+            _hook_installed = True
+    token = _ON_META.set(True)
     try:
         yield
     finally:
-        nn.Module.register_parameter = original
+        _ON_META.reset(token)
 
 
 def sub_state_dict(sd: Mapping[str, torch.Tensor], prefix: str, ignore: Iterable[str] = ()) -> dict[str, torch.Tensor]:

@@ -17,7 +17,8 @@ import torch
 
 from .. import validation
 from ..errors import CheckpointError, InputError
-from .files import atomic_path
+from .files import atomic_path, check_exists, load_state_dict
+from .st2v import FORMAT_METADATA, detect_layout
 
 _DTYPE_NAMES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -69,9 +70,6 @@ def write_safetensors_streaming(tensors: Mapping[str, torch.Tensor], path: str |
 def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, dtype: Optional[torch.dtype] = None,
                            overwrite: bool = False) -> dict:
     """Read ``src`` safely (weights only, memory-mapped) and write ``dst``. Returns a summary."""
-    from .files import check_exists, load_state_dict
-    from .st2v import FORMAT_METADATA, detect_layout
-
     src, dst = check_exists(src), Path(dst)
     if dst.suffix.lower() != ".safetensors":
         raise InputError(f"output {dst} must end in .safetensors")

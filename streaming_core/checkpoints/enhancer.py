@@ -20,11 +20,14 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from ..errors import CheckpointError
+from ..models.enhancer import Enhancer, NativeResolution
 from ..models.msvid2vid import fit_latent_size
+from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
 from ..models.unet3d import UNet3D, UNet3DConfig
-from ..pipelines.enhancer import Enhancer, NativeResolution
-from ..sampling.schedules import betas_for
-from ..sampling.vp_schedules import VPSigmaTable
+from ..models.vae import build_vae, vae_config_from_state_dict
+from ..schedules.discrete import betas_for
+from ..schedules.prediction import prediction_type
+from ..schedules.vp_sigmas import VPSigmaTable
 from .components import load_component
 from .files import WEIGHT_SUFFIXES, load_state_dict, read_safetensors_header
 from .ldm_vae import LDM_PREFIX, ldm_to_diffusers
@@ -173,8 +176,6 @@ def find_enhancer_files(paths: Sequence[str | os.PathLike]) -> EnhancerFiles:
 
 # -- component builders ---------------------------------------------------------------------------------
 def _text_encoder(f: _File, dtype, device):
-    from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
-
     sd = f.state_dict()
     if f.role == "open_clip":
         try:
@@ -189,8 +190,6 @@ def _text_encoder(f: _File, dtype, device):
 
 
 def _vae(f: _File, dtype, device):
-    from ..models.vae import build_vae, vae_config_from_state_dict
-
     sd = f.state_dict()
     try:
         if f.role == "sd_checkpoint":
@@ -237,9 +236,10 @@ def _unet3d_table(scheduler: Optional[Path]) -> tuple[VPSigmaTable, str]:
                               str(cfg["beta_schedule"]))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{scheduler}: its noise schedule cannot be built ({exc}).") from exc
-    prediction = {"epsilon": "epsilon", "v_prediction": "v", "sample": "sample"}.get(cfg["prediction_type"])
-    if prediction is None:
-        raise CheckpointError(f"{scheduler}: unknown prediction_type {cfg['prediction_type']!r}")
+    try:
+        prediction = prediction_type(cfg["prediction_type"])
+    except ValueError as exc:
+        raise CheckpointError(f"{scheduler}: unknown prediction_type {cfg['prediction_type']!r}") from exc
     return VPSigmaTable.from_alphas_cumprod(torch.cumprod(1 - betas, 0)), prediction
 
 

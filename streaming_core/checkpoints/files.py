@@ -19,22 +19,22 @@ pickles those, so such a file is refused with what it names.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-import shutil
-import struct
 import zipfile
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
 import torch
 
 from ..errors import CheckpointError
-
-SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
+# The safetensors half and the atomic writers live one floor down (pipelines write state files with
+# them); their names stay importable from here for the loaders.
+from ..state_files import (PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, atomic_path,  # noqa: F401
+                           check_exists, describe_size, load_safetensors, read_safetensors_header, save_safetensors,
+                           save_torch)
 
 _UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)")
 _BLOCKED_MODULE = re.compile(r"GLOBAL (\S+) whose module (\S+) is blocked")
@@ -78,70 +78,6 @@ def _unknown_globals(path: Path) -> list[str]:
         return []
 
 
-def _describe_size(path: Path) -> str:
-    size = path.stat().st_size
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
-        size /= 1024
-    return f"{size} B"
-
-
-def check_exists(path: str | os.PathLike, what: str = "weight file") -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{what} not found: {path}. Check the path, or put the file there.")
-    if path.is_dir():
-        raise CheckpointError(f"{what} {path} is a folder; expected a single file ({', '.join(WEIGHT_SUFFIXES)}).")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{what} {path} is empty (0 bytes): the download or copy did not finish. Fetch it again.")
-    return path
-
-
-def read_safetensors_header(path: str | os.PathLike) -> dict:
-    """Key -> {dtype, shape, data_offsets} from a safetensors header, without reading the tensors."""
-    path = check_exists(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) < 8:
-            raise CheckpointError(f"{path} is not a safetensors file (shorter than its 8-byte header length).")
-        (n,) = struct.unpack("<Q", raw)
-        if n > size - 8 or n > 200 * 1024 * 1024:
-            raise CheckpointError(
-                f"{path} is truncated or not a safetensors file: its header claims {n} bytes but the file has "
-                f"{size} bytes in all. Fetch the file again."
-            )
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path} has a corrupt safetensors header ({exc}). Fetch the file again.") from exc
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path} has a corrupt safetensors header (not a JSON object). Fetch the file again.")
-    header.pop("__metadata__", None)
-    try:
-        end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
-    except (TypeError, KeyError, IndexError, ValueError) as exc:
-        raise CheckpointError(f"{path} has a corrupt safetensors header (an entry without valid data_offsets). "
-                              f"Fetch the file again.") from exc
-    if 8 + n + end > size:
-        raise CheckpointError(
-            f"{path} is truncated: its header describes {8 + n + end} bytes of data but the file has {size} "
-            f"({_describe_size(path)}). Fetch the file again."
-        )
-    return header
-
-
-def _load_safetensors(path: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    read_safetensors_header(path)  # clear errors for truncation before safetensors' own
-    try:
-        return load_file(str(path), device=str(device))
-    except Exception as exc:  # safetensors raises its own SafetensorError type
-        raise CheckpointError(f"{path} could not be read as safetensors ({exc}). Fetch the file again.") from exc
-
-
 def _torch_load(path: Path, device) -> object:
     mmap = zipfile.is_zipfile(path)  # the zip format can be memory-mapped: a 25 GB file needs no 25 GB of RAM
     placeholders = [_placeholder_for(name) for name in (_unknown_globals(path) if mmap else [])]
@@ -176,7 +112,7 @@ def _torch_load(path: Path, device) -> object:
                 ) from exc
             if "central directory" in msg or "zip archive" in msg or isinstance(exc, (EOFError, zipfile.BadZipFile)):
                 raise CheckpointError(
-                    f"{path} is truncated or corrupt ({_describe_size(path)} on disk; {first_line}). "
+                    f"{path} is truncated or corrupt ({describe_size(path)} on disk; {first_line}). "
                     f"The download or copy did not finish: fetch the file again."
                 ) from exc
             raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint: {first_line}") from exc
@@ -205,7 +141,7 @@ def load_state_dict(path: str | os.PathLike, device: str | torch.device = "cpu")
     """
     path = check_exists(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        return _load_safetensors(path, device)
+        return load_safetensors(path, device)
     return unwrap_state_dict(_torch_load(path, device), path)
 
 
@@ -255,49 +191,41 @@ def load_state_dicts(paths: Iterable[str | os.PathLike], device="cpu") -> dict[s
     return merged
 
 
-def _default_mode(directory: bool) -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+# -- names, shapes and dtypes without the tensors (inspect, layout detection) -------------------------
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+                       "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write (a file or a folder); it is published under
-    ``path`` only when the block succeeds, with the usual permissions, so a crash or an interrupt never
-    leaves a half-written weight file or model folder under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    _remove(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, _default_mode(tmp.is_dir()))
-        if tmp.is_dir():
-            _remove(path)
-        os.replace(tmp, path)
-    finally:
-        _remove(tmp)
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple
+    dtype: str  # torch's name without "torch.", e.g. "float16"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+@dataclass
+class TensorIndex:
+    path: Path
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str] = field(default_factory=dict)
+    lazy: bool = True  # True: no tensor data was read
 
 
-def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Write atomically: a crash never leaves a half-written file under the final name."""
-    from safetensors.torch import save_file
+def read_tensor_infos(path: str | os.PathLike) -> TensorIndex:
+    path = check_exists(path)
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        header = read_safetensors_header(path)
+        from safetensors import safe_open  # heavy optional library: importing the pack must not load it
 
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-
-
-def save_torch(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` atomically (for files whose real counterparts are pickles: .ckpt/.pth/.bin)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+        with safe_open(str(path), "pt") as f:
+            metadata = dict(f.metadata() or {})
+        infos = {k: TensorInfo(tuple(v["shape"]), _SAFETENSORS_DTYPES.get(v["dtype"], v["dtype"].lower()))
+                 for k, v in header.items()}
+        return TensorIndex(path, infos, metadata)
+    sd = load_state_dict(path)  # weights only; memory-mapped for the zip format
+    infos = {k: TensorInfo(tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in sd.items()}
+    return TensorIndex(path, infos, lazy=zipfile.is_zipfile(path))

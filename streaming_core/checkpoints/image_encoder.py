@@ -26,6 +26,7 @@ import torch
 from ..errors import CheckpointError
 from ..models.clip_image import OpenCLIPImageEncoder, VisionTowerConfig
 from .components import load_component
+from .files import load_state_dict, load_state_dicts, part_weight_files
 from .layouts import detect_file_layout, describe, hf_vision_prefix, open_clip_visual_prefix, top_level_names
 
 OURS = "model.visual."  # OpenCLIPImageEncoder's parameter prefix
@@ -173,8 +174,6 @@ def load_image_encoder(path: str | os.PathLike, **kwargs) -> OpenCLIPImageEncode
     """``build_image_encoder`` on a file (safetensors, or a pickle read weights-only and memory-mapped,
     so only the visual tower of a 3.9 GB open_clip file or a 25 GB checkpoint is ever touched), or on
     a folder holding one such file (e.g. IP-Adapter's ``image_encoder/`` with its config.json)."""
-    from .files import load_state_dict, load_state_dicts, part_weight_files
-
     path = Path(path)
     if path.is_dir():  # every shard of a sharded folder, not only the first
         half = kwargs.get("dtype") in (torch.float16, torch.bfloat16)

@@ -8,7 +8,6 @@ non-zip format cannot be memory-mapped and are read whole; ``TensorIndex.lazy`` 
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,51 +15,14 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import CheckpointError
-from .files import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, check_exists, read_safetensors_header
+from .files import (SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, TensorIndex, TensorInfo, part_weight_files,  # noqa: F401
+                    read_tensor_infos)
+from .folder_layout import detect_folder_layout
+from .image_encoder import KNOWN_TOWERS
 from .layouts import LAYOUTS, Layout, detect_file_layout, hf_vision_prefix, open_clip_visual_prefix, top_level_names
+from .sdvsr import RAFT_FILE_NAME
 
-_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
-                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
-                       "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 _BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    shape: tuple
-    dtype: str  # torch's name without "torch.", e.g. "float16"
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass
-class TensorIndex:
-    path: Path
-    tensors: dict[str, TensorInfo]
-    metadata: dict[str, str] = field(default_factory=dict)
-    lazy: bool = True  # True: no tensor data was read
-
-
-def read_tensor_infos(path: str | os.PathLike) -> TensorIndex:
-    path = check_exists(path)
-    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        header = read_safetensors_header(path)
-        from safetensors import safe_open  # header only: the metadata dict
-
-        with safe_open(str(path), "pt") as f:
-            metadata = dict(f.metadata() or {})
-        infos = {k: TensorInfo(tuple(v["shape"]), _SAFETENSORS_DTYPES.get(v["dtype"], v["dtype"].lower()))
-                 for k, v in header.items()}
-        return TensorIndex(path, infos, metadata)
-    import zipfile
-
-    from .files import load_state_dict
-
-    sd = load_state_dict(path)  # weights only; memory-mapped for the zip format
-    infos = {k: TensorInfo(tuple(v.shape), str(v.dtype).replace("torch.", "")) for k, v in sd.items()}
-    return TensorIndex(path, infos, lazy=zipfile.is_zipfile(path))
 
 
 # -- summaries --------------------------------------------------------------------------------------
@@ -91,6 +53,7 @@ class Inspection:
     notes: list[str] = field(default_factory=list)
     files: list["Inspection"] = field(default_factory=list)  # a folder of separate files
     lazy: bool = True
+    subfolders: dict[str, str] = field(default_factory=dict)  # a models root: subfolder -> what it holds
 
     @property
     def info(self) -> Layout:
@@ -100,7 +63,8 @@ class Inspection:
         return {"path": str(self.path), "layout": self.layout, "title": self.info.title, "use": self.info.use,
                 "components": [{"label": c.label, "where": c.where, "file": c.file, "tensors": c.tensors,
                                 "params": c.params, "dtypes": dict(c.dtypes)} for c in self.components],
-                "notes": self.notes, "files": [f.as_dict() for f in self.files], "lazy": self.lazy}
+                "notes": self.notes, "files": [f.as_dict() for f in self.files], "lazy": self.lazy,
+                "subfolders": dict(self.subfolders)}
 
     def lines(self, indent: str = "") -> list[str]:
         out = [f"{indent}{self.path}: {_disk_size(self.path)}"
@@ -118,6 +82,9 @@ class Inspection:
             total = sum(c.params for c in self.components)
             out.append(f"{indent}  {'total':<{width}}  {'':<{wwidth}}  {sum(c.tensors for c in self.components):>7}  "
                        f"{total:>14,}  {_human(sum(_bytes(c) for c in self.components)):>9}")
+        if self.subfolders:
+            width = max(len(name) for name in self.subfolders)
+            out += [f"{indent}  {name:<{width}}  {what}" for name, what in self.subfolders.items()]
         out += [f"{indent}note: {n}" for n in self.notes]
         for f in self.files:
             out.append("")
@@ -161,7 +128,6 @@ def _group(tensors: dict[str, TensorInfo], parts: tuple[tuple[str, str], ...], k
 
 def _tower_note(tensors: dict[str, TensorInfo]) -> Optional[str]:
     """Which CLIP vision tower a file holds, and whether APM can use it."""
-    from .image_encoder import KNOWN_TOWERS
 
     prefix = open_clip_visual_prefix(tensors)
     if prefix is not None:
@@ -194,7 +160,44 @@ def _tower_note(tensors: dict[str, TensorInfo]) -> Optional[str]:
     return f"image tower: {name or 'a CLIP ViT'}, width {width}, {blocks}, {dim or 'no'}-d embedding: {verdict}"
 
 
+# what a file that is not a weight file most likely is, by suffix, for the message
+_NOT_WEIGHTS = {".mp4": "a video", ".mov": "a video", ".mkv": "a video", ".webm": "a video", ".avi": "a video",
+                ".gif": "an image", ".png": "an image", ".jpg": "an image", ".jpeg": "an image", ".webp": "an image",
+                ".md": "a text file", ".txt": "a text file", ".json": "a JSON file", ".yaml": "a YAML file",
+                ".yml": "a YAML file", ".py": "a Python file", ".html": "a web page"}
+
+
+def weight_format(path: Path) -> Optional[str]:
+    """"safetensors", "pickle" (PyTorch's zip or legacy format) or None, from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # u64 header length, then the JSON header (a short file: its own error)
+        return "safetensors"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save's zip archive / a pickle protocol byte
+        return "pickle"
+    return None
+
+
+def check_weight_file(path: Path) -> None:
+    """Refuses, in one line, a file whose content is not safetensors or a PyTorch pickle (a README, a video,
+    an HTML page saved by a failed download) before any unpickler sees it."""
+    if weight_format(path) is not None:
+        return
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS_SUFFIXES:
+        what = "it is not a safetensors file (no safetensors header) nor a PyTorch checkpoint"
+    elif suffix in WEIGHT_SUFFIXES:
+        what = "it is not a PyTorch checkpoint (neither its zip nor its pickle format) nor a safetensors file"
+    elif suffix in _NOT_WEIGHTS:
+        what = f"it is {_NOT_WEIGHTS[suffix]}"
+    else:
+        what = "its content is neither safetensors nor a PyTorch checkpoint"
+    raise CheckpointError(f"{path} is not a weight file: {what}. inspect reads model weights "
+                          f"({', '.join(WEIGHT_SUFFIXES)}) or a model folder; give one of those.")
+
+
 def inspect_file(path: str | os.PathLike) -> Inspection:
+    check_weight_file(check_exists(path))
     index = read_tensor_infos(path)
     tensors = index.tensors
     layout = detect_file_layout(tensors)
@@ -223,32 +226,7 @@ def _weight_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
 
 
-def detect_folder_layout(folder: str | os.PathLike) -> str:
-    from .msvid2vid import UNET_FILE
-    from .files import part_weight_files
-    from .vidxtend import is_vidxtend_folder
-
-    folder = Path(folder)
-    if is_vidxtend_folder(folder):
-        return "vidxtend_folders"
-    if (folder / UNET_FILE).is_file():
-        return "msvid2vid_folder"
-    if (folder / "unet").is_dir():
-        try:
-            unet_file = part_weight_files(folder, "unet", hint="")[0]
-        except CheckpointError:
-            return "unknown"
-        keys = read_tensor_infos(unet_file).tensors  # a refused or broken file says so, not "no weights"
-        if "transformer_in.proj_in.weight" in keys:
-            return "modelscope_folder"
-        if (folder / "controlnet").is_dir():
-            return "sdvsr_folder"
-    return "unknown"
-
-
 def _inspect_subfolders(folder: Path, layout: str) -> Inspection:
-    from .files import part_weight_files
-
     result = Inspection(folder, layout)
     for label, where in LAYOUTS[layout].components:
         part = where.rstrip("./")
@@ -281,11 +259,9 @@ def inspect_path(path: str | os.PathLike) -> Inspection:
     if not path.is_dir():
         return inspect_file(path)
     layout = detect_folder_layout(path)
-    if layout in ("vidxtend_folders", "sdvsr_folder", "modelscope_folder"):
+    if layout in _MODEL_FOLDERS:
         result = _inspect_subfolders(path, layout)
         if layout == "sdvsr_folder":
-            from .sdvsr import RAFT_FILE_NAME
-
             raft = path / RAFT_FILE_NAME
             if not raft.is_file():
                 raft = path.parent / RAFT_FILE_NAME
@@ -294,5 +270,35 @@ def inspect_path(path: str | os.PathLike) -> Inspection:
         return result
     files = _weight_files(path)
     if not files:
-        raise CheckpointError(f"{path} holds no weight file ({', '.join(WEIGHT_SUFFIXES)}) and no model subfolders.")
-    return Inspection(path, "folder" if layout == "unknown" else layout, files=[inspect_file(f) for f in files])
+        subfolders = _model_subfolders(path)
+        if not subfolders:
+            raise CheckpointError(f"{path} holds no weight file ({', '.join(WEIGHT_SUFFIXES)}) and no model "
+                                  "subfolders.")
+        return Inspection(path, "models_root", subfolders=subfolders)
+    return Inspection(path, "folder" if layout == "unknown" else layout, files=[inspect_file(f) for f in files],
+                      subfolders=_model_subfolders(path))
+
+
+_MODEL_FOLDERS = ("vidxtend_folders", "sdvsr_folder", "modelscope_folder")  # one model in subfolders
+
+
+def _model_subfolders(root: Path) -> dict[str, str]:
+    """``name/`` -> what it holds, for each subfolder of a models root that holds weights (at any depth):
+    its model folders (by layout) and its loose weight files. Only names and headers are read."""
+    found = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        layout = detect_folder_layout(sub)
+        if layout in _MODEL_FOLDERS:
+            found[sub.name + "/"] = LAYOUTS[layout].title
+            continue
+        loose = [p.name for p in _weight_files(sub)]
+        models = [f"{p.name}/ ({LAYOUTS[kind].title.split(' (')[0]})" for p in sorted(sub.iterdir())
+                  if p.is_dir() and (kind := detect_folder_layout(p)) in _MODEL_FOLDERS]
+        deeper = sum(1 for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
+        parts = ([f"{len(loose)} weight file{'s' if len(loose) != 1 else ''}: {', '.join(loose)}"] if loose else [])
+        parts += [f"model folder{'s' if len(models) != 1 else ''} {', '.join(models)}"] if models else []
+        if not parts and deeper:
+            parts = [f"{deeper} weight file{'s' if deeper != 1 else ''} in its subfolders"]
+        if parts:
+            found[sub.name + "/"] = "; ".join(parts)
+    return found

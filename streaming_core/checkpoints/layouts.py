@@ -67,6 +67,8 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
     Layout("msvid2vid_folder", "a folder with the MS-Vid2Vid-XL files (damo/Video-to-Video; each file below)",
            "the enhancer", ()),
     Layout("folder", "a folder of separate weight files (each one below)", "see each file", ()),
+    Layout("models_root", "a models folder (ComfyUI's models/ or the CLI's --models-dir) with model subfolders",
+           "inspect a subfolder or file below for its details", ()),
     Layout("unknown", "not a layout this pack knows", "nothing", (("tensors", ""),)),
 )}
 

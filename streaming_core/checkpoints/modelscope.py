@@ -22,6 +22,7 @@ from ..errors import CheckpointError
 from ..models.unet3d import UNet3D, UNet3DConfig
 from .components import load_component
 from .files import WEIGHT_SUFFIXES, load_state_dict
+from .st2v import detect_layout  # the StreamingT2V loader owns the layout rules of its own files
 
 # diffusers file names, preferred first (fp16 variant last: same weights, half the bytes)
 UNET_FILE_NAMES = tuple(
@@ -56,8 +57,6 @@ def find_unet_file(path: str | os.PathLike) -> Path:
 
 def _unet_prefix(sd: Mapping[str, torch.Tensor], source: str) -> str:
     """'' for a diffusers UNet file, 'unet.' for a pipeline saved as one file; clear errors otherwise."""
-    from .st2v import detect_layout  # the StreamingT2V loader owns the layout rules of its own files
-
     layout = detect_layout(sd)
     if layout in ("streamingt2v", "vidxtend", "streamingt2v_denoiser"):
         raise CheckpointError(

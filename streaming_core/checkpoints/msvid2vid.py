@@ -21,7 +21,7 @@ from ..models.msvid2vid import MSVid2VidUNet, msvid2vid_config
 from ..models.unet3d import TRANSFORMER_IN_HEADS, UNet3DConfig
 from .components import load_component
 from .files import load_state_dict
-from .keycheck import KeyReport, compare_shapes
+from .key_report import KeyReport, compare_shapes
 
 UNET_FILE = "non_ema_0035000.pth"
 # official ResBlock part -> ours (ResnetBlock2D)

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from . import files
-from .keycheck import KeyReport, compare_shapes
+from .key_report import KeyReport, compare_shapes
 from .sdvsr_configs import controlnet_config, text_encoder_config, unet_config
 
 log = logging.getLogger("streaming_core.sdvsr")

@@ -25,9 +25,15 @@ from ..models.apm import ImageContextResampler, ResamplerConfig
 from ..models.cam import CAMEncoder
 from ..models.clip_image import OPEN_CLIP_TEXT_LEFTOVERS, OpenCLIPImageEncoder, VisionTowerConfig
 from ..models.streamingt2v import OFFICIAL_PREFIXES, StreamingT2V, StreamingT2VConfig
+from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
 from ..models.unet3d import UNet3D, UNet3DConfig
+from ..models.vae import build_vae as build_diffusers_vae, vae_config_from_state_dict
+from . import vidxtend
 from .components import load_component, meta_parameters, sub_state_dict
-from .keycheck import KeyReport, compare_shapes
+from .files import load_state_dict, save_safetensors
+from .image_encoder import MISSING_HELP, check_embedding_width, load_image_encoder
+from .key_report import KeyReport, compare_shapes
+from .layouts import describe, detect_file_layout, top_level_names
 
 FORMAT_METADATA = {"format": "streamingt2v", "layout": "official"}
 ALL_COMPONENTS = tuple(OFFICIAL_PREFIXES)  # unet, cam, resampler, image_encoder, text_encoder, vae
@@ -65,15 +71,11 @@ def build_image_encoder(sd: Mapping[str, torch.Tensor]) -> OpenCLIPImageEncoder:
 
 
 def build_text_encoder(sd: Mapping[str, torch.Tensor]):
-    from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
-
     return CLIPTextEncoder(text_config_from_state_dict(sd, "text_model."))
 
 
 def build_vae(sd: Mapping[str, torch.Tensor]):
-    from ..models.vae import build_vae as _build, vae_config_from_state_dict
-
-    return _build(vae_config_from_state_dict(sd))
+    return build_diffusers_vae(vae_config_from_state_dict(sd))
 
 
 BUILDERS = {
@@ -110,14 +112,10 @@ def config_of(modules: Mapping[str, torch.nn.Module]) -> StreamingT2VConfig:
 def detect_layout(sd: Mapping[str, torch.Tensor]) -> str:
     """The ``layouts.LAYOUTS`` name of a state dict: 'streamingt2v' (official prefixes), 'vidxtend',
     'modelscope_unet', 'streamingt2v_denoiser', 'open_clip', 'clip_vision', ... or 'unknown'."""
-    from .layouts import detect_file_layout
-
     return detect_file_layout(sd)
 
 
 def _layout_error(layout: str, source: str, sd: Mapping[str, torch.Tensor]) -> Optional[CheckpointError]:
-    from .layouts import describe, top_level_names
-
     if layout in ("streamingt2v", "vidxtend"):
         return None
     if layout == "modelscope_unet":
@@ -150,8 +148,6 @@ def _check_prefixes(sd: Mapping[str, torch.Tensor], wanted: Sequence[str], allow
     counts = {name: sum(1 for k in sd if k.startswith(OFFICIAL_PREFIXES[name])) for name in wanted}
     absent = [name for name in wanted if counts[name] == 0 and name not in set(allow_missing)]
     if absent == ["image_encoder"]:
-        from .image_encoder import MISSING_HELP
-
         raise CheckpointError(f"{source} has no OpenCLIP image encoder (image_encoder.*). {MISSING_HELP} (Python: "
                               f"to load without it, pass allow_missing=('image_encoder',).)")
     if absent:
@@ -191,8 +187,6 @@ def build_streamingt2v(
     external = image_encoder is not None
     from_sd = tuple(n for n in components if not (external and n == "image_encoder"))
     if layout == "vidxtend":
-        from . import vidxtend
-
         vidxtend.check_parts(sd.keys(), from_sd, allow_missing, source)
         sd = vidxtend.to_official(sd)
     present = _check_prefixes(sd, from_sd, set(allow_missing) - {"unet", "cam", "resampler"}, source)
@@ -206,8 +200,6 @@ def build_streamingt2v(
 
 
 def _external_image_encoder(source, resampler, dtype, device) -> torch.nn.Module:
-    from .image_encoder import check_embedding_width, load_image_encoder
-
     embed_dim = resampler.config.embed_dim
     if isinstance(source, torch.nn.Module):
         check_embedding_width(source.config, embed_dim, "the given image encoder")
@@ -221,12 +213,8 @@ def load_streamingt2v(path: str | os.PathLike, *, image_encoder: Optional[str | 
     """Load ``streaming_t2v.ckpt`` (safely: weights only, memory-mapped), our safetensors copy, or the
     VidXTend repack (``vidxtend[.fp16].safetensors`` or its diffusers folders). ``image_encoder``: the
     ViT-H/14 file to use (needed for VidXTend). Keyword arguments as ``build_streamingt2v``."""
-    from .files import load_state_dict
-
     path = Path(path)
     if path.is_dir():
-        from . import vidxtend
-
         wanted = tuple(kwargs.get("components", ALL_COMPONENTS))
         sd = vidxtend.read_folder(path, wanted=("unet", "cam", "resampler") + wanted,
                                   allow_missing=kwargs.get("allow_missing", ()), dtype=kwargs.get("dtype"))
@@ -237,8 +225,6 @@ def load_streamingt2v(path: str | os.PathLike, *, image_encoder: Optional[str | 
 
 def save_streamingt2v(model_or_sd, path: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> None:
     """Our safetensors format: the official keys, atomically written, with the format metadata."""
-    from .files import save_safetensors
-
     sd = model_or_sd.official_state_dict() if isinstance(model_or_sd, StreamingT2V) else dict(model_or_sd)
     if dtype is not None:
         sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}

@@ -21,7 +21,10 @@ from typing import Iterable, Mapping, Optional, Sequence
 import torch
 
 from ..errors import CheckpointError
+from ..state_files import save_safetensors
 from .files import load_state_dicts, part_weight_files
+from .folder_layout import detect_folder_layout, is_vidxtend_folder  # noqa: F401 (is_vidxtend_folder: loaders' API)
+from .layouts import describe
 
 HUB_REPO = "benjamin-paine/vidxtend"
 FETCH_HINT = f"download its .safetensors file from {HUB_REPO}"
@@ -108,22 +111,6 @@ def from_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # -- the diffusers folder form ------------------------------------------------------------------------
-def is_vidxtend_folder(folder: str | os.PathLike) -> bool:
-    """A folder with VidXTend's ``resampler/``, or ``unet/`` + ``controlnet/`` whose UNet has CAM mergers."""
-    folder = Path(folder)
-    if (folder / "resampler").is_dir():
-        return True
-    if not ((folder / "unet").is_dir() and (folder / "controlnet").is_dir()):
-        return False
-    try:
-        from .inspect import read_tensor_infos
-
-        keys = read_tensor_infos(part_weight_files(folder, "unet", hint=FETCH_HINT)[0]).tensors
-    except CheckpointError:
-        return False
-    return any(k.startswith("cross_attention_merger_") for k in keys)
-
-
 def read_folder(folder: str | os.PathLike, *, wanted: Sequence[str] = tuple(PARTS), allow_missing: Iterable[str] = (),
                 dtype: Optional[torch.dtype] = None) -> dict[str, torch.Tensor]:
     """The official-layout state dict of a VidXTend folder, reading only the parts in ``wanted``."""
@@ -131,9 +118,6 @@ def read_folder(folder: str | os.PathLike, *, wanted: Sequence[str] = tuple(PART
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder.")
     if not is_vidxtend_folder(folder):
-        from .inspect import detect_folder_layout
-        from .layouts import describe
-
         layout = detect_folder_layout(folder)
         raise CheckpointError(
             f"{folder} is not a VidXTend folder (it needs resampler/, unet/ and controlnet/ subfolders as in "
@@ -151,8 +135,6 @@ def read_folder(folder: str | os.PathLike, *, wanted: Sequence[str] = tuple(PART
 
 def write_folders(sd: Mapping[str, torch.Tensor], folder: str | os.PathLike, variant: str = "") -> Path:
     """Write an official-layout state dict as VidXTend folders (``variant`` '.fp16' for the fp16 names)."""
-    from .files import save_safetensors
-
     folder = Path(folder)
     for part, official in PARTS.values():
         tensors = {k[len(official):]: v for k, v in sd.items() if k.startswith(official)}

@@ -1,4 +1,5 @@
-"""Command-line entry point: ``python -m streaming_core <command> ...``.
+"""Command-line entry point: ``python -m streaming_core <command> ...``, or ``streaming-long-video
+<command> ...`` once the core is installed (``pip install .``; see pyproject's ``[project.scripts]``).
 
 Each command lives in its own module under ``streaming_core.cli`` exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; only the chosen command's module is imported,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -27,9 +29,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+CONSOLE_COMMAND = "streaming-long-video"  # pyproject's [project.scripts] name
+
+
+def program_name() -> str:
+    """How the user called us: the installed console command, else ``python -m streaming_core``."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return CONSOLE_COMMAND if called == CONSOLE_COMMAND else "python -m streaming_core"
+
+
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default: appended as "(default: X)" unless the help text already
+    says it or there is none to show (a flag, or None: the help then says what happens instead)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text.lower()
+                or action.default in (None, False, argparse.SUPPRESS) or action.default == []):
+            return text
+        return super()._get_help_string(action)
+
+
 def _top_level_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m streaming_core",
+        prog=program_name(),
         description="StreamingT2V long-video generation and Stream-DiffVSR upscaling.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n" + "\n".join(f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()),
@@ -50,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"python -m streaming_core {name}", description=help_)
+    parser = argparse.ArgumentParser(prog=f"{program_name()} {name}", description=help_,
+                                     formatter_class=HelpWithDefaults)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..checkpoints.keycheck import check_key_file
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("keys_json", help="an official key list, e.g. ../shared/specs/st2v_official_keys.json")
@@ -9,8 +11,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoints.keycheck import check_key_file
-
     reports = check_key_file(args.keys_json)
     for report in reports:
         print("\n".join(report.lines(args.limit)))

@@ -6,10 +6,10 @@ writes OUT tensor by tensor under a temporary name, never touches IN.
 
 from __future__ import annotations
 
+from ..checkpoints.convert import DTYPE_CHOICES, convert_to_safetensors
+
 
 def add_arguments(parser) -> None:
-    from ..checkpoints.convert import DTYPE_CHOICES
-
     parser.add_argument("input", help="checkpoint to read (.ckpt, .pth, .pt, .bin or .safetensors)")
     parser.add_argument("output", help="safetensors file to write (must not be the input)")
     parser.add_argument("--dtype", choices=sorted(DTYPE_CHOICES), default="keep",
@@ -18,8 +18,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoints.convert import DTYPE_CHOICES, convert_to_safetensors
-
     summary = convert_to_safetensors(args.input, args.output, DTYPE_CHOICES[args.dtype], overwrite=args.force)
     layout = {"streamingt2v": "StreamingT2V official layout"}.get(summary["layout"], summary["layout"])
     print(f"wrote {summary['path']}: {summary['tensors']} tensors, {summary['bytes'] / 2**20:.1f} MiB ({layout})")

@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 
 from ..errors import InputError
+from ..models.offload import OFFLOAD_CHOICES, apply_weight_dtype, offload
+from ..models.operations import WEIGHT_DTYPES
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -40,9 +42,6 @@ WEIGHT_DTYPE_HELP = ("storage of the diffusion network's weights: default (the -
 
 def add_memory_arguments(parser) -> None:
     """``--offload`` and ``--weight-dtype`` for the commands that run a diffusion network."""
-    from ..models.offload import OFFLOAD_CHOICES
-    from ..models.operations import WEIGHT_DTYPES
-
     parser.add_argument("--offload", choices=OFFLOAD_CHOICES, default="none", help=OFFLOAD_HELP)
     parser.add_argument("--weight-dtype", choices=tuple(WEIGHT_DTYPES), default="default", help=WEIGHT_DTYPE_HELP)
 
@@ -55,7 +54,5 @@ def load_device(args, device: torch.device) -> torch.device:
 def manage_memory(args, device: torch.device, groups: dict, denoisers: tuple[str, ...]):
     """Apply ``--weight-dtype`` to the ``denoisers`` groups and ``--offload`` to all ``groups`` (name ->
     networks that run together); returns the offload manager (None without ``--offload``)."""
-    from ..models.offload import apply_weight_dtype, offload
-
     apply_weight_dtype([net for name in denoisers for net in groups.get(name, ())], args.weight_dtype)
     return offload(groups, device, args.offload, streamed=denoisers)

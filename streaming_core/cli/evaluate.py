@@ -12,6 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import InputError
+from ..video_io import iter_video_frames, video_info
+from .devices import pick_device
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to evaluate (compared side by side)")
@@ -39,7 +43,6 @@ def add_arguments(parser) -> None:
 
 
 def parse_chunks(text: str):
-    from ..errors import InputError
     from ..metrics.evaluate import CHUNK_PRESETS
 
     if text == "none":
@@ -56,8 +59,6 @@ def parse_chunks(text: str):
 
 
 def _check_outputs(videos: list[Path], outputs: list[str]) -> None:
-    from ..errors import InputError
-
     inputs = {v.resolve() for v in videos}
     for out in outputs:
         if out and Path(out).resolve() in inputs:
@@ -65,7 +66,6 @@ def _check_outputs(videos: list[Path], outputs: list[str]) -> None:
 
 
 def _load_models(args, device):
-    from ..errors import InputError
     from ..metrics import weights
 
     raft = Path(args.raft) if args.raft else weights.default_raft(args.models_dir)
@@ -95,11 +95,7 @@ class _PairProgress:
 
 
 def run(args) -> int:
-    from ..errors import InputError
     from ..metrics.evaluate import (EvalSettings, evaluate_video, format_table, report_json, save_text)
-    from ..video_io import iter_video_frames, video_info
-    from .devices import pick_device
-
     videos = [Path(v) for v in args.videos]
     infos = [video_info(v) for v in videos]  # every input readable before any model loads
     for v, info in zip(videos, infos):

@@ -15,15 +15,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from .. import validation
+from ..checkpoints.inspect import inspect_path
+from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file, load_modelscope_unet
+from ..checkpoints.st2v import load_streamingt2v
+from ..checkpoints.vidxtend import is_vidxtend_folder
 from ..errors import CheckpointError, InputError
+from ..official import EXTENSION, INITIAL_CHUNK
+from ..pipelines.checks import CHUNK_FRAMES, check_size
+from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video
+from ..pipelines.run_folder import RunFolder, resume_message
+from ..tiny.marker import tiny_weights_note
+from ..tiny.modelscope import build_tiny_modelscope_unet
+from ..tiny.st2v import build_tiny_streamingt2v
+from ..video_io import VideoWriter, read_video, video_info
 from .devices import DTYPES, add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
+from .progress_bar import ProgressBar
 
+DEMO_PROMPT = "a red panda climbing a tree, pipeline demo"
+BANNER = ("PIPELINE DEMO: tiny random-weight models, no trained weights. The video proves the pipeline "
+          "runs end to end; its content is noise.")
 DEFAULT_MODELS_DIR = "models"
 ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt", "vidxtend.fp16.safetensors",
                    "vidxtend.safetensors", "vidxtend")
@@ -68,37 +85,39 @@ def add_generation_arguments(parser: argparse.ArgumentParser, demo: bool = False
     parser.add_argument("--state", metavar="DIR", help="where to keep the resume state (default: OUT.state)")
     parser.add_argument("--keep-state", action="store_true", help="keep the resume state after a finished run")
     g = parser.add_argument_group("sampling")
-    g.add_argument("--steps", type=int, default=3 if demo else 50, help="DDIM steps per extension chunk")
-    g.add_argument("--eta", type=float, default=1.0, help="DDIM eta of the extensions (official 1.0)")
+    g.add_argument("--steps", type=int, default=3 if demo else EXTENSION.steps,
+                   help="DDIM steps per extension chunk")
+    g.add_argument("--eta", type=float, default=EXTENSION.eta,
+                   help=f"DDIM eta of the extensions (official {EXTENSION.eta})")
     g.add_argument("--guidance", type=float, default=None,
-                   help="joint text+anchor guidance of the extensions (official 7.5)")
+                   help=f"joint text+anchor guidance of the extensions (official {EXTENSION.guidance})")
     g.add_argument("--text-guidance", type=float, default=None, help="eq. 12 of the paper: text scale")
     g.add_argument("--anchor-guidance", type=float, default=None, help="eq. 12 of the paper: anchor scale")
     g.add_argument("--rng", choices=("per_chunk", "official"), default="per_chunk",
                    help="per_chunk: each chunk's noise from (seed, chunk); official: one generator in turn")
-    g.add_argument("--base-steps", type=int, default=3 if demo else 50, help="steps of the first chunk")
-    g.add_argument("--base-guidance", type=float, default=9.0, help="guidance of the first chunk (official 9.0)")
+    g.add_argument("--base-steps", type=int, default=3 if demo else INITIAL_CHUNK.steps,
+                   help="steps of the first chunk")
+    g.add_argument("--base-guidance", type=float, default=INITIAL_CHUNK.guidance,
+                   help=f"guidance of the first chunk (official {INITIAL_CHUNK.guidance})")
     g.add_argument("--sampler", choices=("dpmpp_2m", "ddim"), default="dpmpp_2m",
                    help="first-chunk sampler (official: DPM-Solver++ 2M)")
-    g.add_argument("--height", type=int, default=64 if demo else 256, help="frame height, a multiple of 8")
-    g.add_argument("--width", type=int, default=64 if demo else 256, help="frame width, a multiple of 8")
+    g.add_argument("--height", type=int, default=64 if demo else INITIAL_CHUNK.size,
+                   help="frame height, a multiple of 8")
+    g.add_argument("--width", type=int, default=64 if demo else INITIAL_CHUNK.size,
+                   help="frame width, a multiple of 8")
 
 
 def extension_settings(args):
-    from ..pipelines.long_video import ExtensionSettings
-
     if args.guidance is not None and (args.text_guidance is not None or args.anchor_guidance is not None):
         raise InputError("give either --guidance (one joint scale) or --text-guidance/--anchor-guidance "
                          "(the paper's separate scales), not both.")
     text = args.text_guidance if args.text_guidance is not None else args.guidance
     return ExtensionSettings(
         prompts=args.prompt or [], negative_prompt=args.negative_prompt, seed=args.seed, steps=args.steps,
-        eta=args.eta, guidance=7.5 if text is None else text, anchor_guidance=args.anchor_guidance, rng=args.rng)
+        eta=args.eta, guidance=EXTENSION.guidance if text is None else text, anchor_guidance=args.anchor_guidance, rng=args.rng)
 
 
 def initial_settings(args):
-    from ..pipelines.long_video import InitialChunkSettings
-
     return InitialChunkSettings(steps=args.base_steps, guidance=args.base_guidance, sampler=args.sampler,
                                 height=args.height, width=args.width)
 
@@ -106,10 +125,6 @@ def initial_settings(args):
 def check_generation_args(args) -> None:
     """Every setting and the output, checked before any model is loaded (the pipelines check the
     settings again, for Python callers and the nodes)."""
-    from ..pipelines.checks import CHUNK_FRAMES, check_size
-    from ..pipelines.run_folder import RunFolder
-    from ..video_io import video_info
-
     extension_settings(args)
     if not args.init_video and not args.resume:
         initial_settings(args)  # size, steps, guidance and sampler of the first chunk
@@ -133,8 +148,6 @@ def check_generation_args(args) -> None:
 
 # -- weights ---------------------------------------------------------------------------------------
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
-    from ..checkpoints.vidxtend import is_vidxtend_folder
-
     # models/checkpoints/ too: where users of the older StreamingT2V port keep streaming_t2v.ckpt
     candidates = [Path(models_dir) / folder / n for folder in ("streamingt2v", "checkpoints") for n in ST2V_FILE_NAMES]
     return next((path for path in candidates if path.is_file() or is_vidxtend_folder(path)), None)
@@ -149,16 +162,12 @@ def image_encoder_for(st2v_path: Path, args) -> Optional[Path]:
     first found under --models-dir. None lets the checkpoint's own encoder (or its clear error) stand."""
     if args.image_encoder:
         return Path(args.image_encoder)
-    from ..checkpoints.inspect import inspect_path
-
     if inspect_path(st2v_path).layout in ("vidxtend", "vidxtend_folders"):
         return find_image_encoder(args.models_dir)
     return None
 
 
 def find_base(models_dir: str | Path) -> Optional[Path]:
-    from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file
-
     folder = Path(models_dir) / "streamingt2v"
     for candidate in [folder / n for n in BASE_FOLDER_NAMES] + [folder / "unet"]:
         if candidate.is_dir():
@@ -187,13 +196,11 @@ def read_image(path: str) -> torch.Tensor:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def render(args, model, base_unet, label: str = "") -> int:
-    """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
-    from ..pipelines.long_video import extend_video, generate_long_video
-    from ..pipelines.run_folder import RunFolder, resume_message
-    from ..video_io import VideoWriter, read_video
-    from .progress_bar import ProgressBar
+LONG_RUN_HINT = "fewer --frames, --steps/--base-steps or a smaller --width/--height make it shorter"
 
+
+def render(args, model, base_unet, label: str = "", long_run_hint: str = LONG_RUN_HINT) -> int:
+    """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
     settings = extension_settings(args)
     initial = initial_settings(args) if not args.init_video else None
     anchor = read_image(args.anchor) if args.anchor else None
@@ -202,7 +209,7 @@ def render(args, model, base_unet, label: str = "") -> int:
     if not args.resume and folder.exists():
         raise InputError(f"an unfinished run left its resume state at {folder.path}: continue it with "
                          f"--resume {folder.path}, or delete that folder to start over.")
-    progress = ProgressBar(label)
+    progress = ProgressBar(label, long_run_hint=long_run_hint)
     written = 0
     created = not folder.path.exists()
 
@@ -259,11 +266,45 @@ def st2v_groups(model, base=None) -> dict:
     return groups
 
 
-def run(args) -> int:
-    from .demo import run_demo
+def check_given_paths(args) -> None:
+    """A path the user typed that does not exist is reported as that path, before any search or load
+    (a mistyped --st2v is not "no base model"); the numbers are checked before it."""
+    for option, value in (("--st2v", args.st2v), ("--base", args.base), ("--image-encoder", args.image_encoder),
+                          ("--anchor", args.anchor), ("--init-video", args.init_video)):
+        if value and not Path(value).exists():
+            raise InputError(f"{option} {value}: no such file or folder. Check the path.")
 
-    device = pick_device(args.device)  # a bad name is an error even where the demo runs instead
+
+# -- the demo: tiny random models when no weights exist -------------------------------------------
+@lru_cache(maxsize=1)
+def tiny_models():
+    """(tiny StreamingT2V, tiny ModelScope UNet), seeded, built once per process (eval, no grad:
+    nothing a run does changes them)."""
+    return build_tiny_streamingt2v(seed=0), build_tiny_modelscope_unet(seed=0)
+
+
+def run_demo(args) -> int:
+    """Also what ``generate`` falls back to when no weights exist (its sizes and steps are then
+    reduced to demo values)."""
+    if not args.prompt:
+        args.prompt = [DEMO_PROMPT]
     check_generation_args(args)
+    # generate's full-size defaults would be slow and pointless on random tiny models
+    args.steps, args.base_steps = min(args.steps, 3), min(args.base_steps, 3)
+    if args.height > 128 or args.width > 128:
+        args.height, args.width = 64, 64
+    print(BANNER, file=sys.stderr)
+    model, base = tiny_models()
+    with torch.inference_mode():
+        written = render(args, model, base, label="demo ")
+    print(f"wrote {args.out}: {written} frames at {args.fps:g} fps ({BANNER})", file=sys.stderr)
+    return 0
+
+
+def run(args) -> int:
+    device = pick_device(args.device)  # a bad name is an error even where the demo runs instead
+    check_generation_args(args)  # the numbers first: they need no file
+    check_given_paths(args)
     st2v_path = Path(args.st2v) if args.st2v else find_st2v(args.models_dir)
     needs_base = not args.init_video and not args.resume
     base_path = Path(args.base) if args.base else (find_base(args.models_dir) if needs_base else None)
@@ -281,9 +322,6 @@ def run(args) -> int:
                               f"folder or its unet/diffusion_pytorch_model.safetensors), or put that folder under "
                               f"{Path(args.models_dir) / 'streamingt2v'}; or start from a video with --init-video.")
 
-    from ..checkpoints.modelscope import load_modelscope_unet
-    from ..checkpoints.st2v import load_streamingt2v
-
     dtype = pick_dtype(args.dtype, device)
     image_encoder = image_encoder_for(st2v_path, args)
     print(f"loading {st2v_path}" + (f" with the image encoder of {image_encoder}" if image_encoder else "") + " ...",
@@ -293,7 +331,14 @@ def run(args) -> int:
     if base_path is not None:
         print(f"loading {base_path} ...", file=sys.stderr)
         base = load_modelscope_unet(base_path, dtype=dtype, device=load_device(args, device))
+    tiny = tiny_weights_note([st2v_path, base_path, image_encoder], model, base)
+    hint = LONG_RUN_HINT
+    if tiny:
+        print(f"note: {tiny}", file=sys.stderr)
+        hint = "on tiny test weights, demo sizes are enough: --width 64 --height 64 --steps 3 --base-steps 3"
     manage_memory(args, device, st2v_groups(model, base), denoisers=("unet", "base"))
-    written = render(args, model, base)
+    print(f"generating {args.frames} frames at {args.width}x{args.height}" if not args.init_video and not args.resume
+          else f"extending to {args.frames} frames", file=sys.stderr)
+    written = render(args, model, base, long_run_hint=hint)
     print(f"wrote {args.out}: {written} frames at {args.fps:g} fps", file=sys.stderr)
     return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from ..checkpoints.inspect import inspect_path
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("path", help="a weight file (.safetensors/.ckpt/.pt/.pth/.bin) or a model folder")
@@ -16,8 +18,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoints.inspect import inspect_path
-
     result = inspect_path(args.path)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import sys
 
+from .. import validation
+from ..state_files import atomic_path
+from ..tiny.tree import TINY_MODELS, extra_model_paths_yaml, write_tree
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--models-dir", required=True, metavar="DIR",
@@ -24,10 +28,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import validation
-    from ..checkpoints.files import atomic_path
-    from ..tiny.tree import TINY_MODELS, extra_model_paths_yaml, write_tree
-
     if args.list:
         for model in TINY_MODELS:
             print(f"{model.name}:")

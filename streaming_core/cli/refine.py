@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import sys
 
-from .devices import add_memory_arguments
+from .. import validation
+from ..checkpoints.enhancer import load_enhancer
+from ..errors import InputError
+from ..models.enhancer import NativeResolution, plan_frames
+from ..pipelines.refine import check_refine_settings, file_source, refine_stream
+from ..pipelines.refine_state import RefineStateFolder
+from ..tiny.marker import tiny_weights_note
+from ..video_io import VideoWriter
+from .devices import add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
+from .progress_bar import ProgressBar
 
 
 def add_arguments(parser) -> None:
@@ -37,8 +46,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sde-noise", default="gaussian", choices=("brownian", "gaussian"),
                         help="SDE noise: the official Brownian tree (exact, slow and memory-hungry for long videos) "
                              "or an independent Gaussian per step (same law, fixed cost)")
-    parser.add_argument("--width", type=int, default=None, help="target canvas width (default: the model's native)")
-    parser.add_argument("--height", type=int, default=None, help="target canvas height (default: the model's native)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="target canvas width (default: the model's native; on tiny test weights the video's own)")
+    parser.add_argument("--height", type=int, default=None,
+                        help="target canvas height (default: the model's native; on tiny test weights the video's own)")
     parser.add_argument("--no-pad", action="store_true", help="do not pad to the native canvas (fit only)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
@@ -51,16 +62,21 @@ def add_arguments(parser) -> None:
     add_memory_arguments(parser)
 
 
-def run(args) -> int:
-    from .. import validation
-    from ..checkpoints.enhancer import load_enhancer
-    from .devices import load_device, manage_memory, pick_device, pick_dtype
-    from ..errors import InputError
-    from ..pipelines.enhancer import NativeResolution
-    from ..pipelines.refine import check_refine_settings, file_source, refine_stream
-    from ..pipelines.refine_state import RefineStateFolder
-    from ..video_io import VideoWriter
+def choose_resolution(native, height: int, width: int, args, tiny: bool):
+    """(the canvas to refine on, a line saying why where it is not the model's native one or the one asked).
 
+    On tiny test weights with no --width/--height, the video's own size without padding: the native
+    1280x720 canvas costs tiny random models nearly the attention cost of the real ones (minutes per
+    step on a CPU) and buys nothing but noise."""
+    if tiny and args.width is None and args.height is None:
+        return (NativeResolution(width, height, pad=False),
+                f"tiny test weights: refining on the video's own {width}x{height} canvas instead of the model's "
+                f"native {native.width}x{native.height} (give --width/--height to choose)")
+    return NativeResolution(args.width or native.width, args.height or native.height,
+                            pad=native.pad and not args.no_pad), None
+
+
+def run(args) -> int:
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     # every setting and the output before the video is read and the enhancer loaded
@@ -88,15 +104,22 @@ def run(args) -> int:
     manage_memory(args, device, {"unet": [enhancer.unet], "text_encoder": [enhancer.text_encoder],
                                  "vae": [enhancer.vae]}, denoisers=("unet",))
     print(f"enhancer: {enhancer.describe()}", file=sys.stderr)
-    native = enhancer.resolution
-    resolution = NativeResolution(args.width or native.width, args.height or native.height,
-                                  pad=native.pad and not args.no_pad)
-    count, size, units = 0, None, [0, 0]
-
-    def progress(done: int, total: int, preview=None) -> None:
-        units[:] = [done, total]
-        print(f"\r{done}/{total} units (VAE slices + window x step), {count}/{source.num_frames} frames final",
-              end="", file=sys.stderr, flush=True)
+    tiny = tiny_weights_note(args.enhancer, enhancer)
+    if tiny:
+        print(f"note: {tiny}", file=sys.stderr)
+    resolution, why = choose_resolution(enhancer.resolution, source.height, source.width, args, bool(tiny))
+    if why:
+        print(why, file=sys.stderr)
+    canvas = plan_frames(source.height, source.width, resolution, enhancer.vae_factor).canvas
+    print(f"refining {source.num_frames} frames on a {canvas[1]}x{canvas[0]} canvas, {args.steps} steps per chunk "
+          f"of {args.chunk}", file=sys.stderr)
+    if device.type == "cpu" and canvas[0] * canvas[1] > 512 * 512:
+        print(f"warning: a {canvas[1]}x{canvas[0]} canvas on the CPU takes minutes per step, hours in all; "
+              "a GPU (--device cuda) or a smaller --width/--height is much faster", file=sys.stderr)
+    progress = ProgressBar("refine ", long_run_hint="fewer --steps or a smaller --width/--height make it shorter",
+                           unit="units (VAE slices + window x step)")
+    count, size = 0, None
+    progress.extra = f"0/{source.num_frames} frames final"
 
     parts = refine_stream(enhancer, source, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
                           overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
@@ -111,11 +134,10 @@ def run(args) -> int:
                 part = part[:, : h - h % 2, : w - w % 2]  # H.264 needs even sizes
                 writer.write(part)
                 count, size = count + part.shape[0], tuple(part.shape[1:3])
-                progress(*units)
+                progress.extra = f"{count}/{source.num_frames} frames final"
     except KeyboardInterrupt:
         where = f"; continue with: --resume {state}" if state else ""
         print(f"\ninterrupted after {count} frames{where}", file=sys.stderr)
         return 130
-    print(file=sys.stderr)
     print(f"wrote {args.out}: {count} frames, {size[1]}x{size[0]}")
     return 0

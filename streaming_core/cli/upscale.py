@@ -11,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import InputError
+import torch
 
-from .devices import add_memory_arguments
+from .. import validation
+from ..checkpoints.sdvsr import load_sdvsr
+from ..errors import InputError
+from ..video_io import VideoWriter, iter_video_frames, video_info
+from .devices import add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
 
 
 def add_arguments(parser) -> None:
@@ -64,10 +68,6 @@ class _ProgressLine:
 
 
 def run(args) -> int:
-    from .. import validation
-    from .devices import load_device, manage_memory, pick_device, pick_dtype
-    from ..video_io import video_info
-
     device = pick_device(args.device)
     # every setting and the output before any frame is read, a model loaded or its code imported
     validation.upscale_settings(args.seed, args.steps, args.tile, args.tile_overlap)
@@ -86,11 +86,7 @@ def run(args) -> int:
     share = min(1.0, total / info["frames"]) if total and info["frames"] else 1.0
     validation.free_space(out, int(Path(args.video).stat().st_size * share), "the upscaled video")
 
-    import torch
-
-    from ..checkpoints.sdvsr import load_sdvsr
-    from ..pipelines.upscale import upscale_stream
-    from ..video_io import VideoWriter, iter_video_frames
+    from ..pipelines.upscale import upscale_stream  # loads diffusers: only once the settings are checked
 
     torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
     torch.backends.cudnn.allow_tf32 = True

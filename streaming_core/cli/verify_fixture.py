@@ -5,6 +5,11 @@ from __future__ import annotations
 import sys
 import traceback
 
+import torch
+
+from ..parity import fixture_kind, run_fixture
+from ..parity.report import CaseResult
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("fixture_dir", help="a parity fixture directory (config.json + weights + io tensors)")
@@ -13,11 +18,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from ..parity import fixture_kind, run_fixture
-    from ..parity.report import CaseResult
-
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     fixture_kind(args.fixture_dir)  # a wrong directory is a user error, not a failed case

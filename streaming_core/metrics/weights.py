@@ -15,9 +15,13 @@ from typing import Optional
 import torch
 
 from ..checkpoints import files
+from ..checkpoints.components import load_component
+from ..checkpoints.image_encoder import load_image_encoder
+from ..checkpoints.layouts import hf_vision_prefix, open_clip_visual_prefix
 from ..checkpoints.open_clip_text import is_open_clip_text, open_clip_to_hf_text
 from ..checkpoints.sdvsr import RAFT_FILE_NAME, RAFT_URL, build_raft_from
 from ..errors import CheckpointError
+from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
 from .clip_score import ClipTextTower
 from .evaluate import EvalModels
 from .mawe import RaftPairFlow
@@ -60,9 +64,6 @@ def load_raft_flow(path: str | os.PathLike, device: str | torch.device = "cpu") 
 def load_clip_text_tower(path: str | os.PathLike, device: str | torch.device = "cpu",
                          dtype: torch.dtype = torch.float32) -> ClipTextTower:
     """open_clip's whole text tower + ``text_projection`` from an open_clip checkpoint."""
-    from ..checkpoints.components import load_component
-    from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
-
     path = files.check_exists(path, "open_clip file")
     sd = files.load_state_dict(path)
     if not is_open_clip_text(sd) or "text_projection" not in sd:
@@ -76,16 +77,12 @@ def load_clip_text_tower(path: str | os.PathLike, device: str | torch.device = "
 
 def has_visual_tower(path: str | os.PathLike) -> bool:
     """Whether an open_clip / clip_vision / StreamingT2V file holds a CLIP image tower (keys only)."""
-    from ..checkpoints.layouts import hf_vision_prefix, open_clip_visual_prefix
-
     keys = files.load_state_dict(path).keys()
     return open_clip_visual_prefix(keys) is not None or hf_vision_prefix(keys) is not None
 
 
 def load_clip_image_tower(path: str | os.PathLike, device: str | torch.device = "cpu",
                           dtype: torch.dtype = torch.float32):
-    from ..checkpoints.image_encoder import load_image_encoder
-
     return load_image_encoder(files.check_exists(path, "CLIP image encoder file"), dtype=dtype, device=device)
 
 

@@ -4,9 +4,10 @@ Two halves:
 - ``CAMEncoder`` (checkpoint prefix ``unet.``): a frame encoder on the 8 conditioning frames in
   pixel space, added after ``transformer_in`` of a copy of the UNet encoder that sees only the first
   8 noisy latent frames and the 77 text tokens. It returns 12 skip features and a mid feature.
-- ``CrossAttentionMerger`` (``base_model.cross_attention_merger_*``): in the denoiser, each of the 16
-  generated frames attends over the 8 CAM features at the same pixel; the result is added to the
-  skip through a zero-initialised projection.
+- ``CrossAttentionMerger`` (``base_model.cross_attention_merger_*``, in ``cam_merger.py`` because the
+  UNet holds it while this encoder holds a UNet): in the denoiser, each of the 16 generated frames
+  attends over the 8 CAM features at the same pixel; the result is added to the skip through a
+  zero-initialised projection.
 """
 
 from __future__ import annotations
@@ -17,40 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import Attention
+from .unet3d import UNet3D
 
-MERGER_HEAD_DIM = 64  # hard-coded in the official ConditionalModel
 APM_TEXT_TOKENS = 77
-
-
-class _MergerTransformer(nn.Module):
-    def __init__(self, channels: int, groups: int):
-        super().__init__()
-        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, channels)
-        self.attention = Attention(channels, channels // MERGER_HEAD_DIM, MERGER_HEAD_DIM, context_dim=channels)
-        self.proj_out = nn.Linear(channels, channels)
-
-
-class CrossAttentionMerger(nn.Module):
-    def __init__(self, channels: int, groups: int = 32):
-        super().__init__()
-        if channels % MERGER_HEAD_DIM:
-            raise ValueError(f"CAM merger channels must be a multiple of {MERGER_HEAD_DIM}, got {channels}")
-        self.temporal_transformer = _MergerTransformer(channels, groups)
-
-    def forward(self, skip: torch.Tensor, cam: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """skip (B*F, C, H, W), cam (B*Fc, C, H, W) -> skip + proj_out(attention)."""
-        tt = self.temporal_transformer
-        bf, c, h, w = skip.shape
-        b = bf // num_frames
-        fc = cam.shape[0] // b
-        q = tt.norm(skip.reshape(b, num_frames, c, h, w).permute(0, 2, 1, 3, 4))
-        q = q.permute(0, 3, 4, 2, 1).reshape(b * h * w, num_frames, c)
-        kv = cam.reshape(b, fc, c, h, w).permute(0, 3, 4, 1, 2).reshape(b * h * w, fc, c)
-        out = tt.proj_out(tt.attention(tt.proj_in(q), kv))
-        out = out.reshape(b, h, w, num_frames, c).permute(0, 3, 4, 1, 2).reshape(bf, c, h, w)
-        return skip + out
 
 
 class FrameEncoder(nn.Module):
@@ -81,10 +51,8 @@ class CAMEncoder(nn.Module):
 
     def __init__(self, unet_config, frame_channels: Sequence[int] = (32, 96, 256, 512)):
         super().__init__()
-        from .unet3d import UNet3D  # the trunk is the UNet encoder itself
-
         self.config = unet_config
-        self.trunk = UNet3D(unet_config, with_decoder=False)
+        self.trunk = UNet3D(unet_config, with_decoder=False)  # the trunk is the UNet encoder itself
         self.controlnet_cond_embedding = FrameEncoder(unet_config.block_out_channels[0], frame_channels)
 
     # Parameter names of the trunk are the official ``unet.conv_in`` etc. with no "trunk." level.

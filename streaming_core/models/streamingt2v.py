@@ -26,8 +26,10 @@ from ..errors import InputError
 from .apm import APM_TOKENS, ImageContextResampler, ResamplerConfig
 from .cam import CAMEncoder
 from .clip_image import OpenCLIPImageEncoder, VisionTowerConfig
-from .unet3d import UNet3D, UNet3DConfig
 from .operations import execution_device
+from .text_encoder import CLIPTextEncoder
+from .unet3d import UNet3D, UNet3DConfig
+from .vae import build_vae, decode_video, to_unit_range
 
 TEXT_TOKENS = 77
 CONTEXT_TOKENS = TEXT_TOKENS + APM_TOKENS  # 93
@@ -79,14 +81,10 @@ class StreamingT2V(nn.Module):
         self.resampler = ImageContextResampler(config.resampler)
         self.image_encoder = OpenCLIPImageEncoder(config.image_encoder) if config.image_encoder else None
         if config.text_encoder is not None:
-            from .text_encoder import CLIPTextEncoder
-
             self.text_encoder = CLIPTextEncoder(config.text_encoder)
         else:
             self.text_encoder = None
         if config.vae is not None:
-            from .vae import build_vae
-
             self.vae = build_vae(config.vae)
         else:
             self.vae = None
@@ -256,7 +254,5 @@ class StreamingT2V(nn.Module):
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
         """(B, 4, F, h, w) latents -> (B, F, 3, H, W) unit pixels in [0, 1] (float32)."""
-        from .vae import decode_video, to_unit_range
-
         vae = self._require("vae", "load a VAE to decode latents.")
         return to_unit_range(decode_video(vae, latents, slice_size))

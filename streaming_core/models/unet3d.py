@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import TransformerTemporal
-from .cam import CrossAttentionMerger
+from .cam_merger import CrossAttentionMerger
 from .unet3d_blocks import Level, MidBlock3D, TimestepEmbedding, timestep_embedding
 from .operations import execution_dtype
 

@@ -29,16 +29,17 @@ import torch
 
 from ..errors import InputError
 from ..models.streamingt2v import StreamingT2V
+from ..official import EXTENSION
 from ..progress import LatentPreview, ProgressCallback, no_progress
 from ..sampling.ddim import ddim_step
 from ..sampling.guidance import cfg, text_anchor_guidance
-from ..sampling.schedules import DiscreteVPSchedule, modelscope_t2v_schedule
+from ..schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule
 from .checks import CHUNK_FRAMES
 
-OFFICIAL_SEED = 33
-OFFICIAL_STEPS = 50
-OFFICIAL_ETA = 1.0
-OFFICIAL_GUIDANCE = 7.5
+OFFICIAL_SEED = EXTENSION.seed
+OFFICIAL_STEPS = EXTENSION.steps
+OFFICIAL_ETA = EXTENSION.eta
+OFFICIAL_GUIDANCE = EXTENSION.guidance
 
 NoiseSource = Union[Sequence[torch.Tensor], Callable[[int], torch.Tensor]]
 

@@ -13,6 +13,16 @@ from typing import Optional
 import torch
 
 from ..benchmark import BenchResult, measure_steps, peak_memory
+from ..models.apm import ResamplerConfig
+from ..models.clip_image import VisionTowerConfig
+from ..models.streamingt2v import StreamingT2V, StreamingT2VConfig
+from ..models.unet3d import UNet3D, UNet3DConfig
+from ..models.vae import SCALING_FACTOR
+from ..tiny.modelscope import build_tiny_modelscope_unet
+from ..tiny.st2v import build_tiny_streamingt2v
+from .extend import OFFICIAL_STEPS as EXTEND_OFFICIAL_STEPS
+from .initial_chunk import OFFICIAL_STEPS as INITIAL_OFFICIAL_STEPS, generate_initial_chunk
+from .long_video import ExtensionSettings, extend_video
 
 FULL_SIZE = 256
 TINY_SIZE = 64
@@ -20,20 +30,12 @@ TINY_SIZE = 64
 
 def full_size_modelscope_config():
     """text-to-video-ms-1.7b's UNet (the diffusers UNet3D defaults; spec §1.2)."""
-    from ..models.unet3d import UNet3DConfig
-
     return UNet3DConfig()
 
 
 def full_size_streamingt2v_config():
     """Every part of streaming_t2v.ckpt at its real size (spec §1, §5)."""
-    from transformers import CLIPTextConfig
-
-    from ..models.apm import ResamplerConfig
-    from ..models.clip_image import VisionTowerConfig
-    from ..models.streamingt2v import StreamingT2VConfig
-    from ..models.unet3d import UNet3DConfig
-    from ..models.vae import SCALING_FACTOR
+    from transformers import CLIPTextConfig  # heavy optional library: only the full-size text encoder needs it
 
     text = CLIPTextConfig(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
                           num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5,
@@ -56,17 +58,11 @@ def full_size_streamingt2v_config():
 
 def build_models(full: bool, device: torch.device, dtype: torch.dtype, need_base: bool = True):
     """(StreamingT2V, ModelScope UNet or None) with random weights, on ``device`` in ``dtype``."""
-    from ..models.streamingt2v import StreamingT2V
-    from ..models.unet3d import UNet3D
-
     if full:
         with torch.device(device):
             model = StreamingT2V(full_size_streamingt2v_config())
             base = UNet3D(full_size_modelscope_config()) if need_base else None
     else:
-        from ..tiny.modelscope import build_tiny_modelscope_unet
-        from ..tiny.st2v import build_tiny_streamingt2v
-
         model = build_tiny_streamingt2v(seed=0)
         base = build_tiny_modelscope_unet(seed=0) if need_base else None
     model = model.to(device, dtype).eval().requires_grad_(False)
@@ -82,12 +78,10 @@ def _name(dtype: torch.dtype) -> str:
 @torch.no_grad()
 def benchmark_initial(*, full: bool = False, device: str = "cpu", dtype: torch.dtype = torch.float32,
                       steps: Optional[int] = None, models=None) -> BenchResult:
-    from .initial_chunk import OFFICIAL_STEPS, generate_initial_chunk
-
     device = torch.device(device)
     model, base = models or build_models(full, device, dtype)
     size = FULL_SIZE if full else TINY_SIZE
-    steps = steps or (5 if full else 3)
+    steps = steps or (5 if full else 2)
 
     def run(k: int):
         return generate_initial_chunk(base, model, "a red panda climbing a tree", seed=0, steps=k, height=size,
@@ -97,19 +91,16 @@ def benchmark_initial(*, full: bool = False, device: str = "cpu", dtype: torch.d
         seconds, per_step, fixed = measure_steps(run, steps, device)
         mem, kind = peak()
     return BenchResult("initial", str(device), _name(dtype), f"{size}x{size}", 16, steps, seconds, per_step, fixed,
-                       OFFICIAL_STEPS, mem, kind, note="full size, random weights" if full else "tiny models")
+                       INITIAL_OFFICIAL_STEPS, mem, kind, note="full size, random weights" if full else "tiny models")
 
 
 @torch.no_grad()
 def benchmark_extend(*, full: bool = False, device: str = "cpu", dtype: torch.dtype = torch.float32,
                      steps: Optional[int] = None, models=None) -> BenchResult:
-    from .extend import OFFICIAL_STEPS
-    from .long_video import ExtensionSettings, extend_video
-
     device = torch.device(device)
     model, _ = models or build_models(full, device, dtype, need_base=False)
     size = FULL_SIZE if full else TINY_SIZE
-    steps = steps or (5 if full else 3)
+    steps = steps or (5 if full else 2)
     start = torch.rand(16, size, size, 3, generator=torch.Generator().manual_seed(0))
 
     def run(k: int):
@@ -120,7 +111,7 @@ def benchmark_extend(*, full: bool = False, device: str = "cpu", dtype: torch.dt
         seconds, per_step, fixed = measure_steps(run, steps, device)
         mem, kind = peak()
     return BenchResult("extend", str(device), _name(dtype), f"{size}x{size}", 8, steps, seconds, per_step, fixed,
-                       OFFICIAL_STEPS, mem, kind,
+                       EXTEND_OFFICIAL_STEPS, mem, kind,
                        note=("full size, random weights" if full else "tiny models") + "; 8 new frames per chunk")
 
 

@@ -19,18 +19,19 @@ import torch
 
 from ..errors import InputError
 from ..models.unet3d import UNet3D
+from ..official import INITIAL_CHUNK
 from ..progress import LatentPreview, ProgressCallback, no_progress
 from ..sampling.ddim import ddim_step
 from ..sampling.dpm_solver import dpm_solver_plan, modelscope_dpm_solver_schedule, sample_dpmpp_2m
 from ..sampling.guidance import cfg
-from ..sampling.schedules import modelscope_t2v_schedule
+from ..schedules.discrete import modelscope_t2v_schedule
 from .checks import CHUNK_FRAMES, LATENT_FACTOR, check_prompt, check_scale, check_seed, check_size, check_steps
 from .frames import unit_to_image
 from ..models.operations import execution_device
 
-OFFICIAL_STEPS = 50
-OFFICIAL_GUIDANCE = 9.0  # diffusers' TextToVideoSDPipeline default; the official call does not set it
-OFFICIAL_SIZE = 256
+OFFICIAL_STEPS = INITIAL_CHUNK.steps
+OFFICIAL_GUIDANCE = INITIAL_CHUNK.guidance
+OFFICIAL_SIZE = INITIAL_CHUNK.size
 SAMPLERS = ("dpmpp_2m", "ddim")
 
 

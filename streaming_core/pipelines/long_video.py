@@ -33,12 +33,14 @@ import torch
 
 from .. import validation
 from ..errors import InputError
+from ..official import INITIAL_CHUNK
 from ..progress import ProgressCallback, StepCounter, no_progress
 from ..seeds import derive_seed
 from . import extend as extend_step
 from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
                      check_prompts, check_scale, check_seed, check_size, check_steps)
 from .frames import as_image_batch, fit_image, image_to_signed, unit_to_image
+from .initial_chunk import generate_initial_chunk
 
 RNG_MODES = ("per_chunk", "official")
 STATE_VERSION = 1
@@ -89,11 +91,11 @@ class ExtensionSettings:
 class InitialChunkSettings:
     """The first chunk (stock ModelScope UNet); official values by default."""
 
-    steps: int = 50
-    guidance: float = 9.0
+    steps: int = INITIAL_CHUNK.steps
+    guidance: float = INITIAL_CHUNK.guidance
     sampler: str = "dpmpp_2m"
-    height: int = 256
-    width: int = 256
+    height: int = INITIAL_CHUNK.size
+    width: int = INITIAL_CHUNK.size
 
     def __post_init__(self):
         check_steps(self.steps)
@@ -416,8 +418,6 @@ def generate_long_video(
     initial chunk too. resume: a ``LoopState`` of an interrupted run; ``previous_frames`` are its
     frames (or None with ``keep_frames=False``). Other arguments as ``extend_video``.
     """
-    from .initial_chunk import generate_initial_chunk
-
     _check_frames(frames, CHUNK_FRAMES, "a long video starts with one 16-frame chunk")
     height, width = initial.height, initial.width
     anchor = _as_anchor(model, anchor, height, width)

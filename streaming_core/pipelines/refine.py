@@ -27,15 +27,18 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from .. import validation
+from ..benchmark import BenchResult, measure_steps, peak_memory
 from ..errors import InputError
+from ..models.enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
 from ..progress import LatentPreview, ProgressCallback, StepCounter
-from ..seeds import derive_seed
 from ..sampling.blend import BLEND_MODES, chunk_windows
+from ..sampling.guided_model import enhancer_chunk_model
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
-from ..sampling.vp_schedules import strength_to_timestep
 from ..sampling.wavefront import WavefrontSDEdit
+from ..schedules.vp_sigmas import strength_to_timestep
+from ..seeds import derive_seed
+from ..tiny.enhancer import TINY_RESOLUTION, build_benchmark_enhancer
 from ..video_io import iter_video_frames, to_uint8, video_info
-from .enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
 from .long_video import model_fingerprint
 from .refine_state import RefineCheckpoint, RefineStateFolder, digest_file, digest_frames
 
@@ -313,7 +316,7 @@ def _refine_wavefront(enhancer, source, plan, prompt, negative_prompt, on_step, 
     slices = math.ceil(num / size)
     counter = StepCounter(2 * slices + settings["steps"] * windows, on_step)
     cond, uncond = enhancer.encode_prompts(prompt, negative_prompt)
-    model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
+    model = enhancer_chunk_model(enhancer, cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
         counter.step(LatentPreview(x0) if previews else None)
@@ -374,7 +377,7 @@ def _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, p
     counter = StepCounter(2 * math.ceil(num / size) + settings["steps"] * len(windows), on_step)
     z0 = torch.cat(list(_vae_slices(source, enhancer, plan, settings["seed"], counter)(0)), dim=2)
     cond, uncond = enhancer.encode_prompts(prompt, negative_prompt)
-    model = enhancer.chunk_model(cond, uncond, settings["guidance"], settings["guidance_rescale"])
+    model = enhancer_chunk_model(enhancer, cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
         counter.step(LatentPreview(x0) if previews else None)
@@ -403,13 +406,10 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     zeroscope-size UNet3D), a 256 px input refined to 720x720 on the 1280x720 canvas - meant for a GPU.
     40 frames = two official chunks of 24 overlapping by 8.
     """
-    from ..benchmark import BenchResult, measure_steps, peak_memory
-    from ..tiny.enhancer import TINY_RESOLUTION, build_benchmark_enhancer
-
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    steps = steps if steps is not None else (5 if full else 3)
+    steps = steps if steps is not None else (5 if full else 2)
     enhancer = build_benchmark_enhancer(kind, full=full, seed=seed, device=device).to(device, dtype)
     resolution = enhancer.resolution if full else TINY_RESOLUTION
     side = 256 if full else resolution.height // 2  # StreamingT2V's 256 px output, or a tiny square

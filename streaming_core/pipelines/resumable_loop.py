@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..progress import ProgressCallback
 from ..video_io import to_uint8
 from .checks import CONDITIONING_FRAMES, check_image_batch, check_size
-from .long_video import Anchor, ExtensionSettings, extend_video, model_fingerprint
+from .long_video import Anchor, ChunkDone, ExtensionSettings, extend_video, model_fingerprint
 from .run_folder import RunFolder, resume_message
 
 AUTO = "auto"
@@ -69,15 +69,28 @@ def check_run_name(name: str) -> str:
 
 @dataclass
 class LoopResult:
-    video: torch.Tensor  # (frames, H, W, 3) on the output device
+    video: Optional[torch.Tensor]  # (frames, H, W, 3) on the output device; None when not kept
     resumed_from: int  # frames taken from an interrupted run's state (0: a fresh run)
     folder: Optional[Path]  # where the state is (None: not kept)
 
 
-def _resume_frames(folder: RunFolder, state, video: torch.Tensor) -> torch.Tensor:
-    """The frames the interrupted run made, after checking it started from ``video``."""
-    chunks = folder.iter_frames(state)
-    start = next(chunks)
+FrameSink = Callable[[torch.Tensor], None]
+
+
+class _FirstFrames:
+    """Passes on frames (n, H, W, 3) in order until ``limit`` have gone through (the rest is dropped)."""
+
+    def __init__(self, sink: Optional[FrameSink], limit: int):
+        self.sink, self.limit, self.sent = sink, limit, 0
+
+    def __call__(self, frames: torch.Tensor) -> None:
+        n = min(frames.shape[0], self.limit - self.sent)
+        if self.sink is not None and n > 0:
+            self.sink(frames[:n])
+        self.sent += max(n, 0)
+
+
+def _check_start(folder: RunFolder, start: torch.Tensor, video: torch.Tensor) -> None:
     if start.shape != video.shape or not torch.equal(to_uint8(start), to_uint8(video)):
         raise InputError(
             f"the run folder {folder.path} continues a run that started from another video "
@@ -85,28 +98,54 @@ def _resume_frames(folder: RunFolder, state, video: torch.Tensor) -> torch.Tenso
             f"{video.shape[2]}x{video.shape[1]}, or the same size with other pixels). Use another run name (or "
             f"'auto'), or delete that folder to start over. If the start video comes from a node with a "
             f"randomized seed, set its seed to 'fixed' so a queued-again graph makes the same video.")
-    return torch.cat([video.cpu()] + list(chunks))
+
+
+def _resume_frames(folder: RunFolder, state, video: torch.Tensor, sink: FrameSink, keep: bool) -> Optional[torch.Tensor]:
+    """The frames the interrupted run made, after checking it started from ``video``: each chunk goes to
+    ``sink``; all of them together are returned only when ``keep``."""
+    chunks = folder.iter_frames(state)
+    _check_start(folder, next(chunks), video)
+    sink(video.cpu())
+    kept = [video.cpu()] if keep else None
+    for chunk in chunks:
+        sink(chunk)
+        if keep:
+            kept.append(chunk)
+    return torch.cat(kept) if keep else None
 
 
 def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionSettings,
                    folder: Optional[RunFolder], *, anchor: Optional[Anchor] = None,
                    on_step: Optional[ProgressCallback] = None, output_device: str | torch.device = "cpu",
-                   keep_state: bool = False, on_resume: Optional[Callable[[str], None]] = None) -> LoopResult:
+                   keep_state: bool = False, on_frames: Optional[FrameSink] = None,
+                   keep_frames: bool = True, on_resume: Optional[Callable[[str], None]] = None) -> LoopResult:
     """Extend ``video`` to ``frames`` frames, saving the state in ``folder`` after every chunk (None:
     no state) and continuing the run stored there if there is one; ``on_resume(message)`` then tells
-    the user so (``resume_message``) before any new chunk starts."""
+    the user so (``resume_message``) before any new chunk starts.
+
+    on_frames: gets the video's frames in order as they are final ((n, H, W, 3), ``frames`` in all: the
+        start video, the frames of an interrupted run, then each new chunk), e.g. to write them to a file.
+    keep_frames: False: the whole video is not kept (``LoopResult.video`` is None), so memory does not
+        grow with the length; frames then only reach ``on_frames``.
+    """
     video = check_image_batch(video, "the start video", CONDITIONING_FRAMES).float()
     check_size(int(video.shape[1]), int(video.shape[2]))
-    common = dict(anchor=anchor, on_step=on_step, output_device=output_device)
-    if folder is None:
-        return LoopResult(extend_video(model, video, frames, settings, **common), 0, None)
-    if folder.exists():
+    sink = _FirstFrames(on_frames, frames)
+
+    def on_chunk(done: ChunkDone) -> None:
+        if folder is not None:
+            folder.record(done)
+        sink(done.frames[:done.keep])
+
+    common = dict(anchor=anchor, on_step=on_step, output_device=output_device, keep_frames=keep_frames,
+                  on_chunk=on_chunk if (folder is not None or on_frames is not None) else None)
+    if folder is not None and folder.exists():
         state = folder.load_state()
-        previous = _resume_frames(folder, state, video)
+        previous = _resume_frames(folder, state, video, sink, keep_frames)
         if on_resume is not None:
             on_resume(resume_message(state.frames_done, frames, folder.path))
         try:
-            out = extend_video(model, previous, frames, settings, resume=state, on_chunk=folder.record, **common)
+            out = extend_video(model, previous, frames, settings, resume=state, **common)
         except InputError as exc:
             raise InputError(f"{exc} (run folder {folder.path}: pick another run name, or delete the folder to "
                              f"start over)") from exc
@@ -115,16 +154,19 @@ def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionS
         validation.frame_count(frames, 1, "the length of the whole video")
         if frames <= video.shape[0]:
             raise InputError(f"the start video already has {video.shape[0]} frames; ask for more than that.")
-        folder.check_writable()
-        created = not folder.path.exists()
-        folder.record_start(video)
+        created = False
+        if folder is not None:
+            folder.check_writable()
+            created = not folder.path.exists()
+            folder.record_start(video)
+        sink(video)
         try:
-            out = extend_video(model, video, frames, settings, on_chunk=folder.record, **common)
+            out = extend_video(model, video, frames, settings, **common)
         except InputError:
             if created and not folder.exists():
                 folder.remove()  # refused before the first state: leave no half state behind
             raise
         resumed = 0
-    if not keep_state:
+    if folder is not None and not keep_state:
         folder.remove()
-    return LoopResult(out, resumed, folder.path if keep_state else None)
+    return LoopResult(out, resumed, folder.path if (folder is not None and keep_state) else None)

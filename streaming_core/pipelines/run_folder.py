@@ -25,6 +25,8 @@ import torch
 
 from .. import validation
 from ..errors import InputError
+from ..state_files import save_safetensors
+from ..video_io import to_uint8
 from .long_video import ChunkDone, LoopState
 
 STATE_FILE = "state.safetensors"
@@ -48,9 +50,6 @@ class RunFolder:
         return self.path / FRAMES_DIR / f"chunk_{index:06d}.safetensors"
 
     def _save_frames(self, index: int, frames: torch.Tensor) -> None:
-        from ..checkpoints.files import save_safetensors
-        from ..video_io import to_uint8
-
         data = frames.detach().float().cpu() if self.exact_frames else to_uint8(frames)
         save_safetensors({"frames": data}, self._chunk_file(index))
 
@@ -64,8 +63,6 @@ class RunFolder:
         self.save_state(done.state)
 
     def save_state(self, state: LoopState) -> None:
-        from ..checkpoints.files import save_safetensors
-
         tensors = {"cond_frames": state.cond_frames.float().cpu(), "anchor": state.anchor.float().cpu()}
         if state.rng_state is not None:
             tensors["rng_state"] = state.rng_state.cpu()

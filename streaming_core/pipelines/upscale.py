@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import torch
 
 from .. import validation
-from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
+from ..benchmark import BenchResult, measure_steps, peak_memory
 from ..errors import InputError
 from ..oom import retry_smaller
 from ..models.sdvsr.bundle import NUM_STEPS, SDVSRModels
@@ -48,6 +48,9 @@ from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, RAFT_DOWNSAMPLE, FlowEstim
 from ..models.sdvsr.warp import flow_warp
 from ..progress import ProgressCallback, StepCounter
 from ..sampling.ddim import ddim_step
+from ..state_files import load_safetensors, save_safetensors
+from ..tiny.sdvsr import build_random_sdvsr
+from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
 from .sdvsr_frames import bicubic_x4, preprocess_frame, to_image
 
 DEFAULT_FLOW_BUDGET = 6 * 1024**3  # bytes of RAFT correlation volume before ``flow_tile="auto"`` tiles
@@ -83,15 +86,11 @@ class UpscaleState:
                    int(tensors["frames_done"]), int(tensors["seed"]))
 
     def save(self, path: str | Path) -> None:
-        from ..checkpoints.files import save_safetensors
-
         save_safetensors(self.to_tensors(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "UpscaleState":
-        from ..checkpoints.files import load_state_dict
-
-        return cls.from_tensors(load_state_dict(path))
+        return cls.from_tensors(load_safetensors(path))
 
 
 Recorder = Callable[[str, torch.Tensor], None]
@@ -356,13 +355,10 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     decode) from the first frame's (no flow, no ControlNet). Tiny: a 12x16 input anywhere.
     ``full=True``: the released networks on ``device``, a 256x256 StreamingT2V frame to 1024x1024.
     """
-    from ..benchmark import BenchResult, measure_steps, peak_memory
-    from ..tiny.sdvsr import build_random_sdvsr
-
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    n = steps if steps is not None else 3
+    n = steps if steps is not None else 2
     models = build_random_sdvsr(full, device, seed).to(device, dtype)
     side = (256, 256) if full else (12, 16)
     video = torch.rand(n, *side, 3, generator=torch.Generator().manual_seed(seed))
@@ -377,6 +373,6 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     return BenchResult(
         stage="upscale", device=str(device), dtype=str(dtype).replace("torch.", ""),
         size=f"{side[1] * 4}x{side[0] * 4}", frames=1, steps=n, seconds=seconds, seconds_per_step=per_frame,
-        fixed_seconds=0.0, official_steps=1, peak_memory_bytes=memory, memory_kind=memory_kind,
+        fixed_seconds=0.0, official_steps=1, peak_memory_bytes=memory, memory_kind=memory_kind, per="frame",
         note=f"{'released' if full else 'tiny'} Stream-DiffVSR, steady cost per frame ({NUM_STEPS} DDIM steps + "
-             f"RAFT + decode; 'steps' here are frames); the first frame differs by {first_extra:+.2f}s")
+             f"RAFT + decode); the first frame differs by {first_extra:+.2f}s")

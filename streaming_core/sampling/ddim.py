@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from .schedules import DiscreteVPSchedule
+from ..schedules.discrete import DiscreteVPSchedule
 
 
 def ddim_prev_timestep(schedule: DiscreteVPSchedule, t: int, steps: int) -> int:

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .schedules import DiscreteVPSchedule, modelscope_t2v_schedule
+from ..schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule
 
 
 def dpm_solver_timesteps(num_train_timesteps: int, steps: int, spacing: str = "leading", steps_offset: int = 0) -> torch.Tensor:

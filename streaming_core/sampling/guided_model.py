@@ -18,12 +18,12 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from ..models.enhancer import Enhancer, SizeRule
 from ..oom import retry_smaller
 from .guidance import cfg, rescale_guidance
 
 # (sample (B, C, F, H, W), timestep (B,) int64, context (B, tokens, D)) -> output like sample
 VideoNetwork = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-SizeRule = Callable[[int, int], tuple[int, int]]
 
 
 def _pad_to(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
@@ -109,3 +109,15 @@ def guided_chunk_model(
         return rescale_guidance(cfg(out_u, out_c, guidance), out_c, rescale)
 
     return model
+
+
+def enhancer_chunk_model(enhancer: Enhancer, cond: torch.Tensor, uncond: Optional[torch.Tensor], guidance: float,
+                         guidance_rescale: Optional[float] = None):
+    """``guided_chunk_model`` around an enhancer's UNet with its size rule, batching, dtype and (unless
+    given) its guidance rescale."""
+    unet = enhancer.unet
+    return guided_chunk_model(
+        lambda x, t, y: unet(x, t, y), cond.to(enhancer.device, enhancer.dtype),
+        None if uncond is None else uncond.to(enhancer.device, enhancer.dtype), guidance,
+        enhancer.guidance_rescale if guidance_rescale is None else guidance_rescale,
+        size_rule=enhancer.size_rule, batch_cond_uncond=enhancer.batch_cond_uncond, dtype=enhancer.dtype)

@@ -50,14 +50,14 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..progress import ProgressCallback, StepCounter
+from ..schedules.prediction import PREDICTION_TYPES
+from ..schedules.vp_sigmas import VPSigmaTable
 from ..seeds import derive_seed
 from .blend import BLEND_MODES, Window, chunk_windows, draw_offsets, fuse_hard_cut
 from .dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, ReplayNoise, sample_dpmpp_2m_sde
-from .vp_schedules import VPSigmaTable
 
 # (x_vp chunk (B, C, f, h, w), integer timestep) -> network output (guided), same shape
 ChunkModel = Callable[[torch.Tensor, int], torch.Tensor]
-PREDICTION_TYPES = ("v", "epsilon", "sample")
 SDE_NOISES = ("brownian", "gaussian")
 
 

@@ -20,11 +20,17 @@ from typing import Optional
 
 import torch
 
-from ..checkpoints.files import save_torch
+from ..checkpoints.enhancer import make_msvid2vid_enhancer, make_unet3d_enhancer
+from ..checkpoints.ldm_vae import diffusers_to_ldm
+from ..checkpoints.msvid2vid import UNET_FILE, official_state_dict
+from ..checkpoints.open_clip_text import open_clip_to_hf_text
 from ..models.clip_tokenizer import VOCAB_SIZE
+from ..models.enhancer import NativeResolution
 from ..models.msvid2vid import MSVid2VidUNet, msvid2vid_config
+from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
 from ..models.unet3d import UNet3D, UNet3DConfig
-from ..pipelines.enhancer import NativeResolution
+from ..models.vae import SCALING_FACTOR
+from ..state_files import save_safetensors, save_torch
 from .st2v import randomize_
 
 TEXT_WIDTH = 32
@@ -41,8 +47,6 @@ def tiny_unet_config(cross_attention_dim: int = TEXT_WIDTH) -> UNet3DConfig:
 
 
 def tiny_vae_config() -> dict:
-    from ..models.vae import SCALING_FACTOR
-
     return dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
                 up_block_types=["UpDecoderBlock2D"] * 2, block_out_channels=[32, 32], layers_per_block=1,
                 latent_channels=4, norm_num_groups=32, scaling_factor=SCALING_FACTOR)
@@ -93,9 +97,6 @@ def tiny_open_clip_state_dict(seed: int = 0, width: int = TEXT_WIDTH, layers: in
 
 def write_tiny_msvid2vid(folder: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
     """The three MS-Vid2Vid-XL files under their real names in ``folder``."""
-    from ..checkpoints.ldm_vae import diffusers_to_ldm
-    from ..checkpoints.msvid2vid import UNET_FILE, official_state_dict
-
     folder = Path(folder)
     unet = build_tiny_msvid2vid_unet(seed)
     vae = build_tiny_vae(seed + 1)
@@ -109,9 +110,6 @@ def write_tiny_msvid2vid(folder: str | os.PathLike, seed: int = 0) -> dict[str, 
 
 def write_tiny_unet3d_enhancer(folder: str | os.PathLike, seed: int = 0, dtype: Optional[torch.dtype] = None) -> Path:
     """A diffusers-layout UNet3D enhancer folder (zeroscope_v2_XL's layout)."""
-    from ..checkpoints.files import save_safetensors
-    from ..checkpoints.open_clip_text import open_clip_to_hf_text
-
     folder = Path(folder)
 
     def cast(sd):
@@ -152,10 +150,6 @@ def build_benchmark_enhancer(kind: str = "ms_vid2vid_xl", *, full: bool = False,
     """An ``Enhancer`` of random weights: tiny, or at the released size (built on ``device``)."""
     from diffusers import AutoencoderKL
 
-    from ..checkpoints.enhancer import make_msvid2vid_enhancer, make_unet3d_enhancer
-    from ..models.text_encoder import CLIPTextEncoder, text_config_from_state_dict
-    from ..checkpoints.open_clip_text import open_clip_to_hf_text
-
     if kind not in ("ms_vid2vid_xl", "diffusers_unet3d"):
         raise ValueError(f"unknown enhancer kind {kind!r}")
     torch.manual_seed(seed)
@@ -167,8 +161,6 @@ def build_benchmark_enhancer(kind: str = "ms_vid2vid_xl", *, full: bool = False,
         vae = build_tiny_vae(seed + 1)
     else:
         from transformers import CLIPTextConfig
-
-        from ..models.vae import SCALING_FACTOR
 
         with torch.device(device):
             config = full_unet_config()

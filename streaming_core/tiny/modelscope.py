@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 
 from ..models.unet3d import UNet3D, UNet3DConfig
+from ..state_files import save_safetensors
 from .st2v import randomize_
 
 TINY_BASE_FOLDER = "text-to-video-ms-1.7b"  # name under <models>/streamingt2v/ where generate looks
@@ -32,8 +33,6 @@ def build_tiny_modelscope_unet(seed: int = 0, dtype: torch.dtype = torch.float32
 
 def write_tiny_modelscope(unet: UNet3D, folder: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:
     """Write ``<folder>/unet/diffusion_pytorch_model.safetensors`` (atomic); returns the file."""
-    from ..checkpoints.files import save_safetensors
-
     sd = unet.state_dict()
     if dtype is not None:
         sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..checkpoints.files import atomic_path, save_safetensors, save_torch
+from ..state_files import atomic_path, save_safetensors, save_torch
 from ..models.sdvsr.bundle import SDVSRModels, sdvsr_schedule
 from ..models.sdvsr.denoiser import build_controlnet, build_unet
 from ..models.sdvsr.raft import RaftConfig, RaftFlow, build_raft

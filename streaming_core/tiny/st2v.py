@@ -20,12 +20,14 @@ from typing import Optional
 
 import torch
 
-from ..checkpoints.files import save_torch
+from ..checkpoints.st2v import save_streamingt2v
 from ..models.apm import ResamplerConfig
 from ..models.clip_image import OPEN_CLIP_TEXT_LEFTOVERS, VisionTowerConfig
 from ..models.clip_tokenizer import VOCAB_SIZE
 from ..models.streamingt2v import StreamingT2V, StreamingT2VConfig
 from ..models.unet3d import UNet3DConfig
+from ..models.vae import SCALING_FACTOR
+from ..state_files import save_torch
 
 TINY_LATENT_HW = (8, 8)  # 64 x 64 pixels; latent sides divisible by 8 (three downsamplers)
 
@@ -41,8 +43,6 @@ def tiny_text_config(vocab_size: int = VOCAB_SIZE, layers: int = 1, intermediate
 
 
 def tiny_vae_config() -> dict:
-    from ..models.vae import SCALING_FACTOR
-
     return dict(
         in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
         up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[32, 32, 32, 32], layers_per_block=1,
@@ -120,7 +120,5 @@ def write_tiny_checkpoint(model: StreamingT2V, path: str | os.PathLike, dtype: O
 
 def write_tiny_safetensors(model: StreamingT2V, path: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:
     """Our safetensors format (official keys + format metadata)."""
-    from ..checkpoints.st2v import save_streamingt2v
-
     save_streamingt2v(tiny_official_state_dict(model, dtype), path)
     return Path(path)

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from .enhancer import write_tiny_enhancers
+from .marker import write_marker
+from .modelscope import TINY_BASE_FOLDER, build_tiny_modelscope_unet, write_tiny_modelscope
+from .st2v import build_tiny_streamingt2v, write_tiny_checkpoint
+from .vidxtend import write_tiny_vidxtend
+
 ST2V_DIR = "streamingt2v"
 SDVSR_DIR = "stream_diffvsr"
 CLIP_VISION_DIR = "clip_vision"  # ComfyUI's own folder: an image encoder for VidXTend may live there
@@ -32,20 +38,14 @@ class TinyModel:
 
 
 def _write_st2v(models_dir: Path) -> None:
-    from .st2v import build_tiny_streamingt2v, write_tiny_checkpoint
-
     write_tiny_checkpoint(build_tiny_streamingt2v(seed=0), models_dir / ST2V_DIR / "streaming_t2v.ckpt")
 
 
 def _write_modelscope(models_dir: Path) -> None:
-    from .modelscope import TINY_BASE_FOLDER, build_tiny_modelscope_unet, write_tiny_modelscope
-
     write_tiny_modelscope(build_tiny_modelscope_unet(seed=0), models_dir / ST2V_DIR / TINY_BASE_FOLDER)
 
 
 def _write_enhancers(models_dir: Path) -> None:
-    from .enhancer import write_tiny_enhancers
-
     write_tiny_enhancers(models_dir)
 
 
@@ -56,8 +56,6 @@ def _write_sdvsr(models_dir: Path) -> None:
 
 
 def _write_vidxtend(models_dir: Path) -> None:
-    from .vidxtend import write_tiny_vidxtend
-
     write_tiny_vidxtend(models_dir)
 
 
@@ -98,6 +96,7 @@ def write_tree(models_dir: str | os.PathLike, *, force: bool = False, only: Opti
     models_dir = Path(models_dir)
     wanted = list(only or [])
     written = []
+    write_marker(models_dir)  # how the commands recognise these files as tiny test weights
     for model in TINY_MODELS:
         if wanted and not any(w.lower() in model.name.lower() for w in wanted):
             continue

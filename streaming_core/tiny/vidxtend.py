@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from ..checkpoints.files import save_safetensors, save_torch
+from ..state_files import save_safetensors, save_torch
 from ..checkpoints.image_encoder import open_clip_to_hf
 from ..checkpoints.vidxtend import from_official, write_folders
 from ..models.streamingt2v import StreamingT2V

@@ -11,6 +11,12 @@ from typing import Callable
 
 import torch
 
+from ..models.operations import execution_device, execution_dtype
+from ..sampling.guided_model import enhancer_chunk_model
+from .enhancer import build_benchmark_enhancer
+from .modelscope import build_tiny_modelscope_unet
+from .st2v import build_tiny_streamingt2v
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -26,8 +32,6 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def _st2v():
-    from .st2v import build_tiny_streamingt2v
-
     return build_tiny_streamingt2v(seed=0)
 
 
@@ -49,15 +53,11 @@ def _st2v_networks(model) -> dict:
 
 
 def _modelscope():
-    from .modelscope import build_tiny_modelscope_unet
-
     return build_tiny_modelscope_unet(seed=0)
 
 
 @torch.no_grad()
 def _run_unet3d(unet) -> torch.Tensor:
-    from ..models.operations import execution_device, execution_dtype
-
     g = _gen()
     x = torch.randn(2, unet.config.in_channels, 4, 8, 8, generator=g)
     ctx = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g)
@@ -67,8 +67,6 @@ def _run_unet3d(unet) -> torch.Tensor:
 
 def _enhancer(kind: str):
     def build():
-        from .enhancer import build_benchmark_enhancer
-
         return build_benchmark_enhancer(kind, full=False, seed=0)
     return build
 
@@ -79,7 +77,7 @@ def _run_enhancer(enhancer) -> torch.Tensor:
     pixels = torch.rand(4, 3, 64, 64, generator=g) * 2 - 1
     cond, uncond = enhancer.encode_prompts("a red fox")
     z = enhancer.encode(pixels.to(enhancer.device), generator=_gen(1))
-    eps = enhancer.chunk_model(cond, uncond, 7.5)(z, 300)
+    eps = enhancer_chunk_model(enhancer, cond, uncond, 7.5)(z, 300)
     out = enhancer.decode(eps.float())
     return torch.cat([eps.float().cpu().flatten(), out.flatten()])
 

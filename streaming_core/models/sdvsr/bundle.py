@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from diffusers import ControlNetModel, UNet2DConditionModel
 
-from ...sampling.schedules import DiscreteVPSchedule
+from ...schedules.discrete import DiscreteVPSchedule
 from .raft import RaftFlow
 from .temporal_vae import TemporalAutoencoderTiny
 from ..operations import execution_device, execution_dtype

@@ -7,7 +7,8 @@ A real ComfyUI is used when one is there and the tests skip when none is configu
   (``ComfyUI/`` and ``venv/``).
 A ComfyUI named explicitly (``COMFYUI_PATH`` or ``COMFY_HARNESS_HOME`` set) that is unusable (no main.py,
 no python, a python without ComfyUI's requirements, no shared harness) does not skip: the tests fail
-with what is wrong and how to fix it. Only a missing ``~/comfy-harness`` with nothing set skips.
+with what is wrong and how to fix it. With nothing set, the tests skip when ``~/comfy-harness`` is not set up
+or when the shared harness script is absent (the reason says which).
 Workflows go through the shared harness (``run_workflow.py``): it links the pack into
 ``custom_nodes``, starts ``main.py --cpu`` with only this pack, posts each workflow and reports.
 
@@ -39,8 +40,17 @@ from typing import Callable, Mapping, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_workflow_script() -> Path:
+    """The shared harness script: in the project's shared/ folder (``../shared`` beside the clone, or
+    ``STREAMING_SHARED_DIR``), which is not part of the repository. Read from the environment on each call."""
+    shared = Path(os.environ.get("STREAMING_SHARED_DIR", REPO.parent / "shared"))
+    return shared / "tools" / "comfy_harness" / "run_workflow.py"
+
+
 SHARED = Path(os.environ.get("STREAMING_SHARED_DIR", REPO.parent / "shared"))
-RUN_WORKFLOW = SHARED / "tools" / "comfy_harness" / "run_workflow.py"
+RUN_WORKFLOW = run_workflow_script()
 # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread pool's
 # spinning makes a tiny forward ~5x slower (0.36 s vs 1.97 s for the blend tests' 2 steps, measured).
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -86,12 +96,27 @@ def locate_comfyui() -> tuple[Optional[ComfyInstall], Optional[str]]:
         if not ((root / "main.py").is_file() and python.exists()):
             return None, None
         install = ComfyInstall(root, str(python))
-    if not RUN_WORKFLOW.is_file():
+    script = run_workflow_script()
+    if not script.is_file():
         if not install.explicit:
             return None, None
-        return None, (f"{where} is set, but the shared harness {RUN_WORKFLOW} is missing: set STREAMING_SHARED_DIR "
+        return None, (f"{where} is set, but the shared harness {script} is missing: set STREAMING_SHARED_DIR "
                       "to the shared/ folder that holds tools/comfy_harness/run_workflow.py")
     return install, None
+
+
+def skip_reason() -> str:
+    """Why the ComfyUI tests skip when no ComfyUI is named explicitly: the default harness home is not
+    set up, or it is set up but the harness script (in the shared/ folder) is absent."""
+    home = Path.home() / "comfy-harness"
+    script = run_workflow_script()
+    if (home / "ComfyUI" / "main.py").is_file() and (home / "venv" / "bin" / "python").exists():
+        return (f"{home} is set up, but the harness script {script} is absent: it is in the project's shared/ "
+                "folder (../shared beside the clone, or STREAMING_SHARED_DIR), which is not part of the repository; "
+                "put that folder there to run the real-ComfyUI tests")
+    return (f"no ComfyUI: {home} is not set up and COMFYUI_PATH is not set; set COMFYUI_PATH to a ComfyUI "
+            "checkout, or set up the harness with shared/tools/comfy_harness/setup.sh"
+            + ("" if script.is_file() else f" (it also needs the shared/ folder, absent: {script.parent.parent.parent})"))
 
 
 def _comfyui_python(root: Path) -> tuple[Optional[str], Optional[str]]:
@@ -146,7 +171,7 @@ def require_comfyui() -> ComfyInstall:
     if problem:
         pytest.fail(problem, pytrace=False)
     if install is None:
-        pytest.skip(SKIP_REASON)
+        pytest.skip(skip_reason())
     if install.explicit:
         error = _preflight(install.python)
         if error:
@@ -156,8 +181,8 @@ def require_comfyui() -> ComfyInstall:
     return install
 
 
-SKIP_REASON = "no ComfyUI: set COMFYUI_PATH or set up ~/comfy-harness (shared/tools/comfy_harness/setup.sh)"
 _INSTALL, _PROBLEM = locate_comfyui()
+SKIP_REASON = skip_reason()
 # Skip only when nothing is configured. A configuration problem does not skip: every test's fixture
 # calls require_comfyui() (through run_workflows / run_comfy_python) and fails with the problem.
 comfyui = [
@@ -212,7 +237,7 @@ def run_workflows(workflows: Mapping[str, dict], workdir: Path, expect: Mapping[
     install = require_comfyui()
     workdir.mkdir(parents=True, exist_ok=True)
     output_dir = workdir / "output"
-    cmd = [sys.executable, str(RUN_WORKFLOW), "--pack", str(REPO), "--comfy-root", str(install.root),
+    cmd = [sys.executable, str(run_workflow_script()), "--pack", str(REPO), "--comfy-root", str(install.root),
            "--python", install.python, "--output-dir", str(output_dir), "--report", str(workdir / "report.json"),
            "--server-log", str(workdir / "server.log"), "--object-info", str(workdir / "object_info.json"),
            "--timeout", str(timeout), "--compact"]

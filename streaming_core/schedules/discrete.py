@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+from .prediction import PREDICTION_TYPES, prediction_type  # noqa: F401 (PREDICTION_TYPES: old import path)
 
 
 def betas_for(num_train_timesteps: int, beta_start: float, beta_end: float, beta_schedule: str) -> torch.Tensor:
@@ -51,6 +51,9 @@ class DiscreteVPSchedule:
     timestep_spacing: str = "leading"
     steps_offset: int = 0
 
+    def __post_init__(self):
+        object.__setattr__(self, "prediction_type", prediction_type(self.prediction_type))  # "v_prediction" -> "v"
+
     @classmethod
     def from_betas(cls, num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", **kw):
         betas = betas_for(num_train_timesteps, beta_start, beta_end, beta_schedule)
@@ -77,11 +80,11 @@ class DiscreteVPSchedule:
         sa, s1a = a**0.5, (1 - a) ** 0.5
         if self.prediction_type == "epsilon":
             return (x - s1a * model_output) / sa, model_output
-        if self.prediction_type == "v_prediction":
+        if self.prediction_type == "v":
             return sa * x - s1a * model_output, sa * model_output + s1a * x
         if self.prediction_type == "sample":
             return model_output, (x - sa * model_output) / s1a
-        raise ValueError(f"unknown prediction_type {self.prediction_type!r}; one of {PREDICTION_TYPES}")
+        raise AssertionError(self.prediction_type)  # checked in __post_init__
 
 
 def modelscope_t2v_schedule() -> DiscreteVPSchedule:

@@ -1,23 +1,27 @@
-"""An enhancer: what the refiner needs from a short-video model, in one small object.
+"""An enhancer: what the refiner needs from a short-video model, in one small object (a model
+bundle, like ``models/sdvsr/bundle.py`` for the upscaler).
 
 The refiner is model-agnostic: it needs a denoiser to call per chunk, the noise table the denoiser
 was trained with, text encoding, the VAE, and the model's resolution rules. ``checkpoints/enhancer.py``
-builds one from MS-Vid2Vid-XL's three files or from a diffusers UNet3D folder (zeroscope_v2_XL).
+builds one from MS-Vid2Vid-XL's three files or from a diffusers UNet3D folder (zeroscope_v2_XL);
+``sampling.guided_model.enhancer_chunk_model`` wraps its UNet with guidance for the sampler.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.vae_tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, decode_frames, downscale_factor, encode_frames
-from ..sampling.guided_model import SizeRule, guided_chunk_model
-from ..sampling.vp_schedules import VPSigmaTable
-from ..models.operations import execution_device, execution_dtype
+from ..schedules.vp_sigmas import VPSigmaTable
+from .operations import execution_device, execution_dtype
+from .vae_tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, decode_frames, downscale_factor, encode_frames
+
+# latent (h, w) -> the nearest latent size the network accepts
+SizeRule = Callable[[int, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class Enhancer:
     text_encoder: nn.Module  # .encode(prompts) -> (B, 77, D)
     vae: nn.Module  # diffusers AutoencoderKL
     table: VPSigmaTable
-    prediction_type: str  # "v", "epsilon" or "sample"
+    prediction_type: str  # schedules.prediction.PREDICTION_TYPES: "epsilon", "v" or "sample"
     resolution: NativeResolution
     size_rule: Optional[SizeRule] = None  # latent (h, w) -> the nearest size the UNet accepts
     init: str = "exact"  # sdedit_windows' init scaling ("modelscope" keeps MS-Vid2Vid-XL's quirk)
@@ -129,15 +133,6 @@ class Enhancer:
                                 overlap_px=self.tile_overlap_px).cpu()
                   for part in z.split(max(1, self.vae_slice))]
         return torch.cat(frames)
-
-    def chunk_model(self, cond: torch.Tensor, uncond: Optional[torch.Tensor], guidance: float,
-                    guidance_rescale: Optional[float] = None):
-        unet = self.unet
-        return guided_chunk_model(
-            lambda x, t, y: unet(x, t, y), cond.to(self.device, self.dtype),
-            None if uncond is None else uncond.to(self.device, self.dtype), guidance,
-            self.guidance_rescale if guidance_rescale is None else guidance_rescale,
-            size_rule=self.size_rule, batch_cond_uncond=self.batch_cond_uncond, dtype=self.dtype)
 
     def describe(self) -> str:
         return (f"{self.kind} ({self.source}): {self.prediction_type}-prediction, native "
