@@ -138,7 +138,8 @@ def _yuv420p_frame(av, rgb, index: int):
     Handing PyAV an rgb24 frame lets it convert inside ``encode``, and that path made libx264's output
     depend on the run: the same frames encoded twice decoded differently (up to 0.098) in 2 to 4 of 5
     runs. Converting first (the same swscale conversion) and passing packed planes with an explicit pts,
-    with the encoder single-threaded (DETERMINISTIC_X264), gave the identical file in every run.
+    with the encoder single-threaded (DETERMINISTIC_X264), made that rare; it is not gone (a first keyframe
+    has still differed between two runs in one process), so frames, not files, are what is promised.
     """
     yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
     frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -160,7 +161,7 @@ class VideoFormat:
 
 # libx264 single-threaded, lookahead included: with its default threads, the same frames encoded 40 times
 # under CPU load gave 2 files whose first two frames decoded differently (up to 0.09); with these settings
-# 250 of 250 were identical. Same frames = same file, which resume states and the tests rely on. The
+# 250 of 250 were identical, though a first keyframe has still differed once inside a longer process. The
 # encoder is not the bottleneck next to a diffusion model (a few ms a frame at 720p).
 DETERMINISTIC_X264 = {"threads": "1", "x264-params": "threads=1:lookahead-threads=1:sync-lookahead=0:deterministic=1"}
 

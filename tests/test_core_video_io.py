@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from streaming_core.errors import InputError
 from streaming_core.video_io import VideoWriter, iter_video_frames, read_video, video_info, write_video
-
-DATA = Path(__file__).parent / "data"
-
 
 def _smooth_frames(n=9, h=32, w=48):
     y = torch.linspace(0, 1, h)[:, None, None]
@@ -74,28 +66,6 @@ def test_bad_inputs(tmp_path):
         read_video(tmp_path / "junk.mp4")
 
 
-
-def test_same_frames_give_the_same_file_whatever_the_write_pattern(tmp_path):
-    """Same seed = same file: the encoded file depends only on the frames, not on how they were batched
-    or how long the run paused between writes (a resumed run writes its first frames at once).
-
-    The frames are the first chunk of a tiny demo run (16 frames of 64x64, stored losslessly): with
-    PyAV converting rgb24 inside encode, 3 to 4 of 6 encodes of exactly these frames differed, while
-    random or blocky frames happened to encode the same every time."""
-    strip = torch.from_numpy(np.array(Image.open(DATA / "tiny_demo_chunk_strip.png").convert("RGB")))
-    frames = strip.reshape(64, 16, 64, 3).permute(1, 0, 2, 3)
-    files = []
-    for i, cuts in enumerate([(16,), (1, 15), (5, 5, 6), (16,), (1, 15), (8, 8)]):
-        path = tmp_path / f"v{i}.mp4"
-        with VideoWriter(path, fps=8) as writer:
-            start = 0
-            for n in cuts:
-                writer.write(frames[start : start + n])
-                start += n
-                time.sleep(0.05)
-        files.append(path.read_bytes())
-    assert all(f == files[0] for f in files[1:])
-    assert read_video(tmp_path / "v0.mp4").shape == frames.shape
 
 # -- the lossless hand-off format, lazy windows, audio ------------------------------------------------
 def _noise_frames(n, h=33, w=47, seed=0):

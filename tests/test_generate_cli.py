@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from streaming_core.cli import main
-from streaming_core.video_io import read_video, video_info
+from streaming_core.video_io import VideoWriter, read_video, to_uint8, video_info
 
 FAST = ["--steps", "2", "--base-steps", "2"]
 
@@ -55,7 +55,18 @@ def test_generate_with_weights_in_models_dir(tmp_path, capsys):
     assert "no StreamingT2V checkpoint" in capsys.readouterr().err
 
 
-def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys):
+def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys, monkeypatch):
+    """The frames handed to the encoder are compared, not the mp4s: libx264 does not always give the same
+    bytes for the same frames (the first keyframe of two files made from identical frames, in identical
+    batches, in one process, has differed), so only the frames are promised identical."""
+    encoded: dict[str, list[torch.Tensor]] = {}
+    write = VideoWriter.write
+
+    def recording_write(self, frames):
+        encoded.setdefault(self.path.name, []).append(to_uint8(frames if frames.ndim == 4 else frames[None]))
+        return write(self, frames)
+
+    monkeypatch.setattr(VideoWriter, "write", recording_write)
     common = ["demo", "--seed", "3", "--prompt", "a boat"] + FAST
     direct = tmp_path / "direct.mp4"
     assert main(common + ["--frames", "25", "--out", str(direct)]) == 0
@@ -75,8 +86,8 @@ def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys):
     # the 17-frame run saved two whole chunks (16 + 8 frames); the resumed run says where it picks up
     assert ("Resumed from frame 24 (frames 0-23 from the saved run, 1 more to make; state part.mp4.state)"
             in capsys.readouterr().err)
-    assert torch.equal(read_video(resumed), read_video(direct))
-    assert resumed.read_bytes() == direct.read_bytes()  # the encoding is deterministic: the same file
+    assert torch.equal(torch.cat(encoded["resumed.mp4"]), torch.cat(encoded["direct.mp4"]))
+    assert read_video(resumed).shape == read_video(direct).shape == (25, 64, 64, 3)
     assert not state.exists()  # finished: the state is gone
 
 

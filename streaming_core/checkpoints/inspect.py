@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import CheckpointError
+from ..state_files import check_exists
 from .files import (SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, TensorIndex, TensorInfo, part_weight_files,  # noqa: F401
                     read_tensor_infos)
 from .folder_layout import detect_folder_layout
