@@ -385,7 +385,9 @@ def refine_only(defs) -> Workflow:
     wf.group("1. Video and enhancer", [load, enhancer], GROUP_COLORS["models"])
     refine = _refiner(wf, enhancer, load, 0, pos=(COLUMNS[1], TOP))
     wf.group("2. Refine with randomized blending", [refine], GROUP_COLORS["refine"])
-    saved = _save_streamed(wf, refine, "video/st2v_refined", below=refine)
+    # below the enhancer loader too: its long title widens it past its column in the browser
+    saved = _save_streamed(wf, refine, "video/st2v_refined",
+                           pos=(COLUMNS[1], wf.bottom([enhancer, refine]) + GROUP_GAP))
     wf.group("3. Save", saved, GROUP_COLORS["save"])
     wf.note("## Refine any video\nSDEdit at the enhancer's resolution (MS-Vid2Vid-XL: fitted into 1280x720) in "
             "chunks of 24 frames overlapping by 8. randomized: one shared noise and a new random cut inside each "
