@@ -168,7 +168,7 @@ def test_cam_features_shared_rows_match_full_batch():
     and 1 or 2 threads, on values up to 18.5; the same size as float32 against float64). In float64
     they agree to 5e-14 on every one of those paths, so 1e-10 holds anywhere and a real difference
     (a row mixed up, a dropped token) is larger than 1e-3."""
-    model = tiny_model().double()
+    model = copy.deepcopy(tiny_model()).double()  # tiny_model() is shared between tests: never convert it in place
     latents, context, frames = (t.double() for t in tiny_inputs(batch=1, frames=8, cam_frames=4))
     ctx3 = torch.cat([context, context, context.flip(1)])  # rows 0 and 1 share the text tokens
     lat3, fr3 = latents.expand(3, -1, -1, -1, -1), frames.expand(3, -1, -1, -1, -1)
