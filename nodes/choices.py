@@ -21,6 +21,7 @@ from . import host
 ST2V = "streamingt2v"
 SDVSR = "stream_diffvsr"
 CLIP_VISION = "clip_vision"
+CHECKPOINTS = "checkpoints"
 NONE = "none"
 AUTO = "auto"
 
@@ -49,12 +50,24 @@ def _path(kind: str, name: str) -> str:
 
 
 # -- StreamingT2V --------------------------------------------------------------------------------
+def _is_st2v_file_name(name: str) -> bool:
+    """A StreamingT2V file by its name (models/checkpoints/ holds every other checkpoint too, and reading
+    each one's header to tell would slow every menu): streaming_t2v.ckpt and conversions, vidxtend files."""
+    flat = name.lower().replace("-", "_").replace(" ", "_")
+    return any(hint in flat for hint in ("streaming_t2v", "streamingt2v", "vidxtend"))
+
+
 def st2v_models() -> list[str]:
-    """VidXTend folders, then every weight file (streaming_t2v.ckpt, its safetensors, vidxtend.fp16...)."""
-    return _folders(ST2V, is_vidxtend_folder) + host.list_files(ST2V)
+    """VidXTend folders, then every weight file (streaming_t2v.ckpt, its safetensors, vidxtend.fp16...), then
+    StreamingT2V files in ComfyUI's checkpoints folder (where users of the older port keep them), as 'checkpoints/<name>'."""
+    in_checkpoints = [f"{CHECKPOINTS}/{n}" for n in host.list_files(CHECKPOINTS) if _is_st2v_file_name(n)]
+    return _folders(ST2V, is_vidxtend_folder) + host.list_files(ST2V) + in_checkpoints
 
 
 def st2v_model_path(name: str) -> str:
+    prefix = CHECKPOINTS + "/"
+    if name.startswith(prefix) and name not in host.list_files(ST2V) and name not in host.list_subfolders(ST2V):
+        return host.full_path(CHECKPOINTS, name[len(prefix):])
     return _path(ST2V, name)
 
 

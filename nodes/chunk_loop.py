@@ -84,10 +84,17 @@ class ST2VChunkLoop:
                                      guidance=text_guidance, anchor_guidance=anchor_guidance)
         (st2v,) = host.load_for_use([st2v_model], memory_required=extension_need(st2v_model, start))
         folder = run_folder(run_name, st2v, start, settings, anchor)
+        messages = []
+
+        def on_resume(message: str) -> None:
+            messages.append(message)
+            log.info("ST2V Chunk Loop: %s", message)
+            host.show_text(message, unique_id)
+
         want_image = host.output_used(queued_graph, unique_id, 0)
         streamed = None
         common = dict(anchor=anchor, keep_state=keep_state, on_step=host.progress_callback(steps, unique_id),
-                      output_device=host.intermediate_device(), keep_frames=want_image)
+                      output_device=host.intermediate_device(), keep_frames=want_image, on_resume=on_resume)
         if host.output_used(queued_graph, unique_id, 1):
             with host.HandoffWriter(fps, "ST2V Chunk Loop") as out:
                 result = run_chunk_loop(st2v, start, frames, settings, folder, on_frames=out.write, **common)
@@ -98,7 +105,10 @@ class ST2VChunkLoop:
         if result.resumed_from:
             log.info("ST2V Chunk Loop: resumed run %s from frame %d; the video has %d frames",
                      folder.path.name, result.resumed_from, frames)
-        return (host.frames_to_image(result.video) if want_image else None, streamed)
+        if messages:  # shown again once the run is done (the progress text may have been replaced meanwhile)
+            host.show_text(messages[-1], unique_id)
+        return {"ui": {"text": messages},
+                "result": (host.frames_to_image(result.video) if want_image else None, streamed)}
 
 
 NODE_CLASS_MAPPINGS = {"ST2VChunkLoop": ST2VChunkLoop}

@@ -167,8 +167,8 @@ NODE_CLASS_MAPPINGS = {
     "SDVSRLoader": SDVSRLoader,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "ST2VLoader": "StreamingT2V Loader",
-    "ST2VModelScopeLoader": "ModelScope T2V Loader (first chunk)",
-    "ST2VEnhancerLoader": "Enhancer Loader (MS-Vid2Vid-XL / zeroscope XL)",
-    "SDVSRLoader": "Stream-DiffVSR Loader",
+    "ST2VLoader": "ST2V StreamingT2V Loader",
+    "ST2VModelScopeLoader": "ST2V ModelScope T2V Loader (first chunk)",
+    "ST2VEnhancerLoader": "ST2V Enhancer Loader (MS-Vid2Vid-XL / zeroscope XL)",
+    "SDVSRLoader": "ST2V Stream-DiffVSR Loader",
 }

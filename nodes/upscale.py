@@ -91,4 +91,4 @@ class SDVSRUpscale:
 
 
 NODE_CLASS_MAPPINGS = {"SDVSRUpscale": SDVSRUpscale}
-NODE_DISPLAY_NAME_MAPPINGS = {"SDVSRUpscale": "Stream-DiffVSR Upscale (4x)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"SDVSRUpscale": "ST2V Stream-DiffVSR Upscale (4x)"}

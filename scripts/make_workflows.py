@@ -1,18 +1,20 @@
-"""Write the pack's example workflows: each as a UI file (workflows/, what users load from the template
-browser) and its API twin (workflows/api/, what tests post to ComfyUI), from one description.
+"""Write the pack's example workflows: each as a UI file (example_workflows/, what users load from
+ComfyUI's template browser, under a readable title), its thumbnail (example_workflows/<title>.jpg, a
+diagram of its groups drawn here) and its API twin (example_workflows/api/, what tests post to
+ComfyUI), from one description. example_workflows/api/twins.json pairs each UI file with its twin.
 
 Usage: python scripts/make_workflows.py   (from the pack root, with the test environment active)
 
 Why generated: a UI file repeats every link three times (the link table, the source output, the
 target input) and every widget by position; writing both formats from one description keeps them
 twins by construction. Widget order and slot types come from the node definitions the workflow
-checker uses (ours from the pack, native ones from tests/data/native_nodes.json). The Wan blend
-workflow is hand-written and not touched here.
+checker uses (ours from the pack, native ones from tests/data/native_nodes.json).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any, Optional
 
 import workflow_check as wc  # scripts/ (this file's folder) is on the path when run as a script
 from pack_loader import load_pack
+from workflow_thumbnails import thumbnail
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +31,8 @@ GROUP_COLORS = {"models": "#3f789e", "generate": "#8A8", "loop": "#a1309b", "ref
 NOTE_COLOR = "#432"
 WIDTH = 340
 GAP, PAD, TITLE = 30, 15, 35  # between stacked nodes; group padding; group title band
-GROUP_GAP = GAP + 2 * PAD + TITLE  # between stacked groups
+NODE_TITLE = 30  # the frontend draws a node's title bar above its pos (LiteGraph.NODE_TITLE_HEIGHT)
+GROUP_GAP = GAP + 2 * PAD + TITLE + NODE_TITLE  # between stacked groups
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Node:
     title: Optional[str] = None
     size: Optional[tuple[int, int]] = None
     links_in: dict[str, tuple["Node", int]] = field(default_factory=dict)
+    models: list[dict] = field(default_factory=list)  # properties.models: public files this node loads
 
 
 class Workflow:
@@ -50,13 +55,14 @@ class Workflow:
         self.groups: list[dict] = []
 
     def add(self, node_type: str, pos=None, title: Optional[str] = None, size=None, below: Optional[Node] = None,
-            gap: int = None, **widgets) -> Node:
+            gap: int = None, models: Optional[list[dict]] = None, **widgets) -> Node:
         """A node at ``pos``, or stacked under ``below`` (same column, ``gap`` apart)."""
         if node_type not in self.defs:
             raise KeyError(f"unknown node type {node_type}")
         if below is not None:
-            pos = (below.pos[0], self.bottom([below]) + (GAP if gap is None else gap))
-        node = Node(len(self.nodes) + len(self.notes) + 1, node_type, tuple(pos), widgets, title, size)
+            pos = (below.pos[0], self.bottom([below]) + NODE_TITLE + (GAP if gap is None else gap))
+        node = Node(len(self.nodes) + len(self.notes) + 1, node_type, tuple(pos), widgets, title, size,
+                    models=list(models or []))
         self.nodes.append(node)
         return node
 
@@ -75,7 +81,7 @@ class Workflow:
     def group(self, title: str, members: list[Node], color: str) -> None:
         """A titled box around ``members`` (placed already)."""
         left = min(n.pos[0] for n in members) - PAD
-        top = min(n.pos[1] for n in members) - PAD - TITLE
+        top = min(n.pos[1] for n in members) - NODE_TITLE - PAD - TITLE
         right = max(n.pos[0] + self._size(n)[0] for n in members) + PAD
         bottom = max(n.pos[1] + self._size(n)[1] for n in members) + PAD
         self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [left, top, right - left, bottom - top],
@@ -165,6 +171,8 @@ class Workflow:
             entry = {"id": node.id, "type": node.type, "pos": list(node.pos), "size": self._size(node), "flags": {},
                      "order": order[node.id], "mode": 0, "inputs": inputs, "outputs": outputs,
                      "properties": {"Node name for S&R": node.type}, "widgets_values": self._widget_values(node)}
+            if node.models:
+                entry["properties"]["models"] = node.models
             if node.title:
                 entry["title"] = node.title
             ui_nodes.append(entry)
@@ -190,6 +198,31 @@ class Workflow:
 
 # ----------------------------------------------------------------------------------------------- the workflows
 PROMPT = "a red panda climbing a tree in a sunny bamboo forest, highly detailed, cinematic"
+OFFICIAL_FPS = 8.0  # StreamingT2V writes its videos at 8 fps (official inference.py); ModelScope/VidXTend chunks too
+LOAD_VIDEO_SIZE = (WIDTH, 520)  # room for the preview Load Video shows once a clip is picked (no overlap)
+
+# properties.models: public files a workflow needs (the frontend lists missing ones at load; the pack
+# itself never downloads). Only single files with a known public URL; folders (ModelScope UNet,
+# Stream-DiffVSR, zeroscope) and ModelScope-hub files (MS-Vid2Vid-XL) are described in the notes.
+HF = "https://huggingface.co"
+ST2V_OFFICIAL = {"name": "streaming_t2v.ckpt", "url": f"{HF}/PAIR/StreamingT2V/resolve/main/streaming_t2v.ckpt",
+                 "directory": "streamingt2v"}
+VIDXTEND = {"name": "vidxtend.fp16.safetensors",
+            "url": f"{HF}/benjamin-paine/vidxtend/resolve/main/vidxtend.fp16.safetensors", "directory": "streamingt2v"}
+CLIP_VIT_H = {"name": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+              "url": f"{HF}/h94/IP-Adapter/resolve/main/models/image_encoder/model.safetensors",
+              "directory": "clip_vision"}
+WAN_REPACK = f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+WAN_MODELS = {
+    "UNETLoader": {"name": "wan2.1_t2v_1.3B_fp16.safetensors",
+                   "url": f"{WAN_REPACK}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors",
+                   "directory": "diffusion_models"},
+    "CLIPLoader": {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                   "url": f"{WAN_REPACK}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                   "directory": "text_encoders"},
+    "VAELoader": {"name": "wan_2.1_vae.safetensors", "url": f"{WAN_REPACK}/vae/wan_2.1_vae.safetensors",
+                  "directory": "vae"},
+}
 MODELS_NOTE = (
     "## Models (nothing is downloaded)\n"
     "Put the weights into **ComfyUI/models/streamingt2v/** (or a `streamingt2v:` entry of extra_model_paths.yaml):\n"
@@ -205,7 +238,9 @@ RESUME_NOTE = (
     "The Chunk Loop saves its state after every chunk (output/streamingt2v_runs/). If a run stops (Cancel, an "
     "error, a closed ComfyUI), **queue the same graph again**: it continues where it stopped. Keep every seed on "
     "**fixed** for that (a randomized seed makes a new video).\n\n"
-    "Frames: 8 new frames per chunk at 8 fps; `frames` counts the whole video.")
+    "Frames: 8 new frames per chunk; `frames` counts the whole video.")
+FPS_NOTE = ("Saved at **8 fps**, StreamingT2V's official rate (its model has no fps input; change the `fps` input "
+            "of the node that makes the video for faster or slower motion).")
 
 
 COLUMNS = (20, 420, 820, 1220, 1620, 2020, 2420)
@@ -213,7 +248,8 @@ TOP = 60
 
 
 def _models(wf: Workflow, x: int, y: int = TOP) -> tuple[Node, Node]:
-    st2v = wf.add("ST2VLoader", (x, y), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none", weight_dtype="default")
+    st2v = wf.add("ST2VLoader", (x, y), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none",
+                  weight_dtype="default", models=[ST2V_OFFICIAL])
     base = wf.add("ST2VModelScopeLoader", below=st2v, model="text-to-video-ms-1.7b", dtype="auto", weight_dtype="default")
     return st2v, base
 
@@ -252,12 +288,10 @@ def _refiner(wf: Workflow, enhancer: Node, video: Node, output=0, **where) -> No
     return refine
 
 
-def _save(wf: Workflow, images: Node, output, prefix: str, fps_from: Optional[tuple[Node, str]] = None,
-          **where) -> list[Node]:
-    video = wf.add("CreateVideo", fps=8.0, gap=GROUP_GAP, **where)
+def _save(wf: Workflow, images: Node, output, prefix: str, fps: float = OFFICIAL_FPS, **where) -> list[Node]:
+    """Create Video + Save Video for an IMAGE output; ``fps`` is a visible widget, named in the title."""
+    video = wf.add("CreateVideo", fps=fps, gap=GROUP_GAP, title=f"Create Video ({fps:g} fps, official rate)", **where)
     wf.connect(images, output, video, "images")
-    if fps_from is not None:
-        wf.connect(fps_from[0], fps_from[1], video, "fps")
     save = wf.add("SaveVideo", below=video, filename_prefix=prefix, format="auto", codec="auto")
     wf.connect(video, 0, save, "video")
     return [video, save]
@@ -287,19 +321,20 @@ def text_to_long_video(defs) -> Workflow:
     saved = _save_streamed(wf, loop, "video/st2v_long_256", pos=(COLUMNS[2], below))
     saved += _save_streamed(wf, refine, "video/st2v_long_refined", pos=(COLUMNS[3], below))
     wf.group("5. Save", saved, GROUP_COLORS["save"])
-    wf.note(RESUME_NOTE, (COLUMNS[4], TOP), (360, 300))
+    wf.note(RESUME_NOTE + "\n\n" + FPS_NOTE, (COLUMNS[4], TOP), (360, 340))
     return wf
 
 
 def extend_any_video(defs) -> Workflow:
     wf = Workflow(defs)
-    load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=(WIDTH, 260), file="st2v_example_start.mp4")
+    load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=LOAD_VIDEO_SIZE, file="st2v_example_start.mp4")
     parts = wf.add("GetVideoComponents", below=load)
     scale = wf.add("ImageScale", below=parts, upscale_method="bicubic", width=256, height=256, crop="center")
     wf.connect(load, 0, parts, "video")
     wf.connect(parts, "images", scale, "image")
     wf.group("1. The video to extend", [load, parts, scale], GROUP_COLORS["generate"])
-    st2v = wf.add("ST2VLoader", (COLUMNS[1], TOP), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none", weight_dtype="default")
+    st2v = wf.add("ST2VLoader", (COLUMNS[1], TOP), model="streaming_t2v.ckpt", dtype="auto", image_encoder="none",
+                  weight_dtype="default", models=[ST2V_OFFICIAL])
     anchor = _anchor(wf, st2v, scale, below=st2v)
     wf.group("2. StreamingT2V and the anchor", [st2v, anchor], GROUP_COLORS["models"])
     wf.note("## Extend any video\nLoad a clip (a real video, or the output of AnimateDiff, SVD, Wan...). Its frames "
@@ -324,7 +359,7 @@ def prompt_per_chunk(defs) -> Workflow:
     wf.note("## A hand-built loop\nEach CAM Extender conditions on the last 8 frames of its input and adds 8 new "
             "ones, with its own prompt (and seed, guidance). Re-anchor by feeding another frame to an extender's "
             "anchor input; branch by wiring one video into two extenders.\n\nWith one prompt and one seed, a chain "
-            "of extenders makes exactly the Chunk Loop's video.\n\n" + MODELS_NOTE,
+            "of extenders makes exactly the Chunk Loop's video. " + FPS_NOTE + "\n\n" + MODELS_NOTE,
             (COLUMNS[0], wf.bottom([first, anchor]) + GROUP_GAP), (340, 560))
     prompts = ("the red panda starts to climb up the tree", "the red panda reaches the top of the tree",
                "the red panda looks around at the bamboo forest", "the red panda yawns and falls asleep")
@@ -345,12 +380,14 @@ def prompt_per_chunk(defs) -> Workflow:
 
 def refine_only(defs) -> Workflow:
     wf = Workflow(defs)
-    load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=(WIDTH, 260), file="st2v_example_start.mp4")
+    load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=LOAD_VIDEO_SIZE, file="st2v_example_start.mp4")
     enhancer = wf.add("ST2VEnhancerLoader", below=load, model="non_ema_0035000.pth", dtype="auto", weight_dtype="default")
     wf.group("1. Video and enhancer", [load, enhancer], GROUP_COLORS["models"])
     refine = _refiner(wf, enhancer, load, 0, pos=(COLUMNS[1], TOP))
     wf.group("2. Refine with randomized blending", [refine], GROUP_COLORS["refine"])
-    saved = _save_streamed(wf, refine, "video/st2v_refined", below=refine)
+    # below the enhancer loader too: its long title widens it past its column in the browser
+    saved = _save_streamed(wf, refine, "video/st2v_refined",
+                           pos=(COLUMNS[1], wf.bottom([enhancer, refine]) + GROUP_GAP))
     wf.group("3. Save", saved, GROUP_COLORS["save"])
     wf.note("## Refine any video\nSDEdit at the enhancer's resolution (MS-Vid2Vid-XL: fitted into 1280x720) in "
             "chunks of 24 frames overlapping by 8. randomized: one shared noise and a new random cut inside each "
@@ -381,7 +418,7 @@ def long_video_upscale(defs) -> Workflow:
             "frames at a time and writes its output as frames finish, so memory does not grow with the length. To "
             "spread a very long video over queue runs instead, split it (Image From Batch) over several Upscale "
             "nodes or queue runs and connect each one's **state** to the next one's state input: the result is the "
-            "same as one pass.", (COLUMNS[4], TOP), (360, 260))
+            "same as one pass.\n\n" + FPS_NOTE, (COLUMNS[4], TOP), (360, 320))
     return wf
 
 
@@ -402,29 +439,92 @@ def extend_video_vidxtend(defs) -> Workflow:
     st2v = next(n for n in wf.nodes if n.type == "ST2VLoader")
     st2v.widgets.update(model="vidxtend.fp16.safetensors",
                         image_encoder="clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors")
+    st2v.models = [VIDXTEND, CLIP_VIT_H]
     next(n for n in wf.nodes if n.type == "SaveVideo").widgets["filename_prefix"] = "video/st2v_vidxtend_extended"
     wf.notes[0]["text"] = VIDXTEND_NOTE
     wf.groups[1]["title"] = "2. StreamingT2V (VidXTend + ViT-H)"
     return wf
 
 
+WAN_NOTE = (
+    "## Randomized blending for Wan 2.1\n\n**ST2V Randomized Blend (Model)** lets Wan sample 193 frames (12 s at 16 fps) "
+    "with its 81-frame windows: every step runs the model on overlapping windows and, inside each 25-frame overlap, "
+    "takes the frames before a random cut from the earlier window and the rest from the later one (StreamingT2V's "
+    "randomized blending). One noise tensor covers the whole video.\n\nFiles (ComfyUI's usual Wan 2.1 files): "
+    "`models/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors`, `models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled."
+    "safetensors`, `models/vae/wan_2.1_vae.safetensors`.\n\nSaved at **16 fps**, Wan 2.1's rate.\n\nCompare: set "
+    "`blend` to `pyramid` (ComfyUI's own fuse, same windows) and queue again with the same seeds.")
+
+
+def wan_randomized_blend(defs) -> Workflow:
+    """Wan 2.1 text to a 193-frame video through ST2V Randomized Blend (Model); node ids as the API twin's tests use."""
+    wf = Workflow(defs)
+    unet = wf.add("UNETLoader", (COLUMNS[0], TOP), unet_name=WAN_MODELS["UNETLoader"]["name"], weight_dtype="default",
+                  models=[WAN_MODELS["UNETLoader"]])
+    clip = wf.add("CLIPLoader", below=unet, clip_name=WAN_MODELS["CLIPLoader"]["name"], type="wan", device="default",
+                  models=[WAN_MODELS["CLIPLoader"]])
+    vae = wf.add("VAELoader", below=clip, vae_name=WAN_MODELS["VAELoader"]["name"], models=[WAN_MODELS["VAELoader"]])
+    positive = wf.add("CLIPTextEncode", (COLUMNS[1], TOP), title="Positive Prompt",
+                      text="A red fox trotting through fresh snow in a pine forest, steady tracking shot, soft "
+                           "morning light")
+    negative = wf.add("CLIPTextEncode", below=positive, title="Negative Prompt",
+                      text="blurry, static, distorted, flickering, watermark, text")
+    shift = wf.add("ModelSamplingSD3", (COLUMNS[2], TOP), shift=8.0)
+    blend = wf.add("ST2VRandomizedBlendModel", below=shift, context_length=81, context_overlap=25, blend="randomized",
+                   seed=0, temporal_compression="auto", frame_axis="auto")
+    latent = wf.add("EmptyHunyuanLatentVideo", below=blend, width=832, height=480, length=193, batch_size=1)
+    sampler = wf.add("KSampler", (COLUMNS[3], TOP), seed=42, steps=30, cfg=6.0, sampler_name="euler",
+                     scheduler="simple", denoise=1.0)
+    decode = wf.add("VAEDecode", below=sampler)
+    for src, dst, name in ((clip, positive, "clip"), (clip, negative, "clip"), (unet, shift, "model"),
+                           (shift, blend, "model"), (blend, sampler, "model"), (positive, sampler, "positive"),
+                           (negative, sampler, "negative"), (latent, sampler, "latent_image"), (sampler, decode, "samples"),
+                           (vae, decode, "vae")):
+        wf.connect(src, 0, dst, name)
+    wf.group("1. Wan 2.1 files", [unet, clip, vae], GROUP_COLORS["models"])
+    wf.group("2. Prompts", [positive, negative], GROUP_COLORS["generate"])
+    wf.group("3. Long latent, randomized blend", [shift, blend, latent], GROUP_COLORS["loop"])
+    saved = _save(wf, decode, 0, "video/st2v_wan_randomized_blend", fps=16.0, below=decode)
+    wf.group("4. Sample and save", [sampler, decode] + saved, GROUP_COLORS["save"])
+    wf.note(WAN_NOTE, (COLUMNS[0], wf.bottom([vae, negative]) + GROUP_GAP), (740, 300))
+    return wf
+
+
+# API twin name -> (readable title = UI file name the template browser shows, builder)
 WORKFLOWS = {
-    "streamingt2v_text_to_long_video": text_to_long_video,
-    "streamingt2v_extend_any_video": extend_any_video,
-    "streamingt2v_prompt_per_chunk_extenders": prompt_per_chunk,
-    "streamingt2v_refine_only": refine_only,
-    "streamingt2v_long_video_upscale": long_video_upscale,
-    "streamingt2v_extend_video_vidxtend": extend_video_vidxtend,
+    "streamingt2v_text_to_long_video": ("Text to long video (StreamingT2V)", text_to_long_video),
+    "streamingt2v_extend_any_video": ("Extend any video (StreamingT2V)", extend_any_video),
+    "streamingt2v_extend_video_vidxtend": ("Extend any video, smallest download (VidXTend)", extend_video_vidxtend),
+    "streamingt2v_prompt_per_chunk_extenders": ("A prompt per chunk (CAM Extenders)", prompt_per_chunk),
+    "streamingt2v_refine_only": ("Refine a video (Randomized Blend Refiner)", refine_only),
+    "streamingt2v_long_video_upscale": ("Long video upscaled 4x (Stream-DiffVSR)", long_video_upscale),
+    "wan21_t2v_randomized_blend": ("Wan 2.1 long video (Randomized Blend)", wan_randomized_blend),
 }
+OUT = REPO / "example_workflows"
+TWINS_FILE = OUT / "api" / "twins.json"
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically (temp file + rename): no half-written workflow under its final name."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def main() -> int:
-    definitions = wc.load_definitions(load_pack().NODE_CLASS_MAPPINGS)
-    for name, build in WORKFLOWS.items():
+    pack = load_pack()
+    definitions = wc.load_definitions(pack.NODE_CLASS_MAPPINGS)
+    names = {**{k: v.get("display_name", k) for k, v in definitions.items()}, **pack.NODE_DISPLAY_NAME_MAPPINGS}
+    (OUT / "api").mkdir(parents=True, exist_ok=True)
+    twins = {}
+    for api_name, (title, build) in WORKFLOWS.items():
         wf = build(definitions)
-        (REPO / "workflows" / f"{name}.json").write_text(json.dumps(wf.ui(), indent=1) + "\n")
-        (REPO / "workflows" / "api" / f"{name}.json").write_text(json.dumps(wf.api(), indent=1) + "\n")
-        print(f"wrote workflows/{name}.json and workflows/api/{name}.json")
+        _write(OUT / f"{title}.json", (json.dumps(wf.ui(), indent=1) + "\n").encode())
+        _write(OUT / "api" / f"{api_name}.json", (json.dumps(wf.api(), indent=1) + "\n").encode())
+        _write(OUT / f"{title}.jpg", thumbnail(wf, title, names))
+        twins[f"{title}.json"] = f"{api_name}.json"
+        print(f"wrote example_workflows/{title}.json (+ .jpg) and example_workflows/api/{api_name}.json")
+    _write(TWINS_FILE, (json.dumps(twins, indent=1) + "\n").encode())
     return 0
 
 

@@ -13,6 +13,7 @@ from streaming_core.cli import main, progress_bar
 from streaming_core.cli.progress_bar import ProgressBar
 from streaming_core.cli.refine import choose_resolution
 from streaming_core.models.enhancer import NativeResolution
+from streaming_core.progress import LatentPreview
 from streaming_core.tiny.marker import TEST_SIZED_PARAMETERS, tiny_tree_of, tiny_weights_note, write_marker
 
 
@@ -59,9 +60,9 @@ def test_progress_prints_the_time_left_at_the_first_step_and_warns_when_long(mon
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("refine [") and lines[0].endswith("1/100 steps, 20 s elapsed, ~33 min left"), lines
     assert lines[1] == "warning: at the pace of the first step this run takes about 33 min more; use fewer --steps"
-    for done in range(2, 5):  # quick steps within 30 s and no chunk end: nothing printed
+    for done in range(2, 5):  # quick steps within 30 s and no chunk end (a step's latent preview is none): nothing printed
         clock.now += 5
-        bar(done, 100)
+        bar(done, 100, LatentPreview(torch.zeros(1, 4, 2, 2, 2)) if done % 2 else None)
     assert len(out.getvalue().splitlines()) == 2
     clock.now += 20  # 35 s since the last line
     bar(5, 100)

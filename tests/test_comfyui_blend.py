@@ -29,7 +29,7 @@ pytestmark = comfyui
 
 TINY_MODEL = "st2v_tiny_cosmos_predict2.safetensors"
 WRITER = REPO / "tests" / "comfyui_scripts" / "write_tiny_video_model.py"
-WAN_EXAMPLE = REPO / "workflows" / "api" / "wan21_t2v_randomized_blend.json"
+WAN_EXAMPLE = REPO / "example_workflows" / "api" / "wan21_t2v_randomized_blend.json"
 FRAMES_PX = 33    # 9 latent frames at 4x
 CONTEXT_PX = 17   # 5 latent frames
 OVERLAP_PX = 9    # 3 latent frames -> windows [0,5) [2,7) [4,9)

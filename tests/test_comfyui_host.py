@@ -17,7 +17,7 @@ pytestmark = comfyui
 SCRIPT = REPO / "tests" / "comfyui_scripts" / "host_checks.py"
 CHECKS = ("pack_registers_its_nodes", "model_folders_merge_yaml_and_default", "hub_subfolders_are_selectable",
           "devices_and_dtypes_follow_comfyui", "models_are_managed_by_comfyui",
-          "progress_reports_previews_and_honours_cancel",
+          "progress_reports_previews_and_honours_cancel", "previews_follow_the_preview_method_through_comfyuis_previewer",
           "blend_choices_are_comfyuis_fuses_and_windows_match_its_static_schedule",
           "patched_model_keeps_comfyuis_handler_contract", "latent_layouts_of_native_families")
 

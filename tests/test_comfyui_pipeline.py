@@ -25,7 +25,7 @@ from tiny_models_tree import tiny_models_dir
 
 pytestmark = comfyui
 
-API = REPO / "workflows" / "api"
+API = REPO / "example_workflows" / "api"
 SHIPPED = sorted(p.stem for p in API.glob("streamingt2v_*.json"))
 START_VIDEO = "st2v_example_start.mp4"  # the LoadVideo widget value of the shipped workflows
 START_FRAMES, START_FPS = 12, 8
@@ -317,6 +317,9 @@ def test_queueing_the_same_graph_again_resumes_from_the_saved_state(interrupted)
     # The interrupt came once the first extension chunk was saved, so the state holds at least LOOP_FRAMES
     # frames: the shorter run is cut from it and runs no denoising step, where starting over runs a chunk.
     assert saved >= LOOP_FRAMES and length == LOOP_FRAMES, (saved, length)
+    # what the user is told (on the node, through ComfyUI's progress text, and in the log)
+    assert (f"ST2V Chunk Loop: Resumed: the saved run already has {saved} frames, no new ones needed for "
+            f"{LOOP_FRAMES}") in interrupted.server_log
     assert interrupted.workflow("again_shorter")["status"] == "success"
     (resumed,), (reference,) = interrupted.outputs("resumed_*.webp"), interrupted.outputs("no_state_*.webp")
     resumed, reference = webp_frames(resumed), webp_frames(reference)

@@ -83,6 +83,9 @@ def test_cli_resume_continues_to_the_uninterrupted_video(tmp_path, capsys, monke
     assert "seed" in capsys.readouterr().err
     resumed = tmp_path / "resumed.mp4"
     assert main(common + ["--frames", "25", "--out", str(resumed), "--resume", str(state)]) == 0
+    # the 17-frame run saved two whole chunks (16 + 8 frames); the resumed run says where it picks up
+    assert ("Resumed from frame 24 (frames 0-23 from the saved run, 1 more to make; state part.mp4.state)"
+            in capsys.readouterr().err)
     assert torch.equal(torch.cat(encoded["resumed.mp4"]), torch.cat(encoded["direct.mp4"]))
     assert read_video(resumed).shape == read_video(direct).shape == (25, 64, 64, 3)
     assert not state.exists()  # finished: the state is gone
@@ -247,3 +250,14 @@ def test_generate_with_offload_writes_the_same_frames(tmp_path, capsys, monkeypa
         videos[offload] = torch.cat([f.reshape(-1, *f.shape[-3:]) for f in written])
     assert videos["none"].shape[0] == 17
     assert torch.equal(videos["none"], videos["layers"])
+
+
+def test_generate_finds_the_checkpoint_in_comfyuis_checkpoints_folder(tmp_path):
+    from streaming_core.cli.generate import find_st2v
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "streaming_t2v.ckpt").write_bytes(b"")  # where the older port kept it
+    assert find_st2v(tmp_path) == tmp_path / "checkpoints" / "streaming_t2v.ckpt"
+    (tmp_path / "streamingt2v").mkdir()
+    (tmp_path / "streamingt2v" / "vidxtend.fp16.safetensors").write_bytes(b"")
+    assert find_st2v(tmp_path) == tmp_path / "streamingt2v" / "vidxtend.fp16.safetensors"  # the pack's folder first

@@ -15,6 +15,7 @@ import torch
 
 from generate_fakes import FakeBaseUNet, FakeStreamingT2V, prompt_code
 from streaming_core.errors import Cancelled, InputError
+from streaming_core.progress import SD_LATENTS, LatentPreview
 from streaming_core.pipelines import extend as extend_module
 from streaming_core.pipelines.frames import fit_image
 from streaming_core.pipelines.long_video import (ExtensionSettings, InitialChunkSettings, chunk_seed,
@@ -222,14 +223,21 @@ def test_cancel_stops_within_one_step(stop_at):
     assert seen == [(k, 2 + 3 * 2) for k in range(1, stop_at + 1)]  # total = all steps of the run
 
 
-def test_progress_previews_at_chunk_ends():
+def test_progress_previews_every_step_and_frames_at_chunk_ends():
     model, base = FakeStreamingT2V(), FakeBaseUNet()
     previews = []
     generate_long_video(model, base, 32, settings(steps=3), InitialChunkSettings(steps=2, height=SIZE, width=SIZE),
-                        on_step=lambda d, t, p: previews.append((d, None if p is None else tuple(p.shape))))
+                        on_step=lambda d, t, p: previews.append((d, p)))
     assert [d for d, _ in previews] == list(range(1, 2 + 2 * 3 + 1))
-    assert [d for d, p in previews if p is not None] == [2, 5, 8]
-    assert all(p[1:] == (SIZE, SIZE, 3) and p[0] <= 8 for _, p in previews if p is not None)
+    # decoded frames at each chunk's last step, the x0 latent estimate at every other step (during a chunk)
+    assert [d for d, p in previews if isinstance(p, torch.Tensor)] == [2, 5, 8]
+    assert all(p.shape[1:] == (SIZE, SIZE, 3) and p.shape[0] <= 8 for _, p in previews if isinstance(p, torch.Tensor))
+    latents = [(d, p) for d, p in previews if isinstance(p, LatentPreview)]
+    assert [d for d, _ in latents] == [1, 3, 4, 6, 7]
+    for _, p in latents:  # one 16-frame chunk in SD latents, 1/8 of the frame size
+        assert p.family == SD_LATENTS and p.latents.shape == (1, 4, 16, SIZE // 8, SIZE // 8)
+        assert p.newest_frame().shape == (1, 4, SIZE // 8, SIZE // 8)
+        assert torch.equal(p.newest_frame()[0], p.latents[0, :, -1])
 
 
 # -- memory -----------------------------------------------------------------------------------------

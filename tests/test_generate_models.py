@@ -103,9 +103,9 @@ def test_initial_chunk_batches_cond_and_uncond(models, monkeypatch):
     monkeypatch.setattr(type(base), "forward", spy)
     steps = []
     a = generate_initial_chunk(base, st2v, "a boat", seed=1, steps=2, height=SIZE, width=SIZE,
-                               on_step=lambda d, t, p: steps.append((d, t, p is not None)))
+                               on_step=lambda d, t, p: steps.append((d, t, type(p).__name__)))
     assert batches == [(2, 2), (2, 2)]  # one forward per step, [uncond, cond] together
-    assert steps == [(1, 2, False), (2, 2, True)]
+    assert steps == [(1, 2, "LatentPreview"), (2, 2, "Tensor")]  # the x0 estimate, then the decoded frames
     b = generate_initial_chunk(base, st2v, "a boat", seed=1, steps=2, height=SIZE, width=SIZE)
     c = generate_initial_chunk(base, st2v, "a boat", seed=2, steps=2, height=SIZE, width=SIZE)
     d = generate_initial_chunk(base, st2v, "a boat", seed=1, steps=2, height=SIZE, width=SIZE,

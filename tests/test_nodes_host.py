@@ -146,3 +146,60 @@ def test_blend_node_validates_before_it_needs_comfyui():
     with pytest.raises(UserFacingError, match="inside ComfyUI"):
         node.patch(wan, 81, 25, "randomized", 0, "auto", "auto")
     assert list(host.BLEND_CHOICES) == node.INPUT_TYPES()["required"]["blend"][0]
+
+
+# -- previews follow ComfyUI's --preview-method --------------------------------------------------------
+class _RecordingPreviewer:
+    """Stands in for ComfyUI's previewer: records the latent it is given, returns a marker image."""
+
+    def __init__(self):
+        self.latents = []
+
+    def decode_latent_to_preview(self, x0):
+        self.latents.append(x0)
+        return "image"
+
+
+def _renderer(method, previewer=None):
+    asked = []
+
+    def latent_previewer(family, device):
+        asked.append((family, device))
+        return previewer
+
+    return host.PreviewRenderer(method, latent_previewer), asked
+
+
+def test_preview_method_none_sends_no_previews_at_all():
+    from streaming_core.progress import LatentPreview
+
+    render, asked = _renderer("none", _RecordingPreviewer())
+    assert render(torch.rand(3, 4, 5, 3)) is None
+    assert render(LatentPreview(torch.randn(1, 4, 16, 2, 2))) is None
+    assert asked == [], "with previews off no previewer is even made"
+
+
+@pytest.mark.parametrize("method", ["auto", "latent2rgb", "taesd"])
+def test_latent_previews_go_to_comfyuis_previewer_with_the_newest_frame(method):
+    from streaming_core.progress import SD_LATENTS, LatentPreview
+
+    previewer = _RecordingPreviewer()
+    render, asked = _renderer(method, previewer)
+    latents = torch.randn(2, 4, 16, 3, 5)
+    assert render(LatentPreview(latents)) == "image" and render(LatentPreview(latents * 2)) == "image"
+    assert asked == [(SD_LATENTS, latents.device)], "one previewer per latent family and device, made once"
+    assert torch.equal(previewer.latents[0], latents[:1, :, -1]) and previewer.latents[0].shape == (1, 4, 3, 5)
+    frames = torch.zeros(6, 4, 5, 3)
+    assert render(frames).size == (5 * 4, 4), "decoded frames are sent as a strip of the newest 4"
+    assert render(None) is None
+
+
+def test_a_latent_family_without_a_previewer_sends_nothing():
+    from streaming_core.progress import LatentPreview
+
+    render, _ = _renderer("latent2rgb", None)
+    assert render(LatentPreview(torch.randn(1, 4, 2, 2, 2))) is None
+
+
+def test_show_text_outside_comfyui_is_silent():
+    host.show_text("Resumed from frame 24", "3")  # no server: nothing to tell, nothing raised

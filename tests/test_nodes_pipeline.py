@@ -68,10 +68,15 @@ def first(env, st2v):
                                     seed=3, steps=STEPS, guidance=9.0, width=SIZE, height=SIZE, frames=16)[0]
 
 
-def loop(st2v, video, frames=32, prompts="a red panda", seed=3, run_name="", keep_state=False, **kw):
+def loop_output(st2v, video, frames=32, prompts="a red panda", seed=3, run_name="", keep_state=False, **kw):
+    """The Chunk Loop's whole return value: {"ui": {"text": [...]}, "result": (IMAGE, VIDEO)}."""
     return node("ST2VChunkLoop")(st2v_model=st2v, video=video, prompts=prompts, negative_prompt="", frames=frames,
                                  seed=seed, steps=STEPS, text_guidance=7.5, anchor_guidance=7.5, run_name=run_name,
-                                 keep_state=keep_state, **kw)[0]
+                                 keep_state=keep_state, **kw)
+
+
+def loop(*args, **kw):
+    return loop_output(*args, **kw)["result"][0]
 
 
 def extender(st2v, video, prompt="a red panda", seed=3, **kw):
@@ -112,6 +117,23 @@ def test_image_encoder_menu_includes_comfyuis_clip_vision_files(tmp_path, monkey
     assert choices.image_encoder_path("none") is None
     assert choices.image_encoder_path(menu[2]) == str(tmp_path / "clip_vision" / "CLIP-ViT-H-14.safetensors")
     assert choices.image_encoder_path(menu[1]) == str(tmp_path / "streamingt2v" / "open_clip_pytorch_model.bin")
+
+
+def test_streamingt2v_files_in_comfyuis_checkpoints_folder_are_offered(tmp_path, monkeypatch):
+    # users of the older StreamingT2V port keep streaming_t2v.ckpt in models/checkpoints/, next to SD checkpoints
+    for rel in ("streamingt2v/vidxtend.fp16.safetensors", "checkpoints/streaming_t2v.ckpt",
+                "checkpoints/old/StreamingT2V-fp16.safetensors", "checkpoints/v1-5-pruned-emaonly.safetensors"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    monkeypatch.setenv("STREAMING_MODELS_DIR", str(tmp_path))
+    menu = NODES["ST2VLoader"].INPUT_TYPES()["required"]["model"][0]
+    assert menu == ["vidxtend.fp16.safetensors", "checkpoints/old/StreamingT2V-fp16.safetensors",
+                    "checkpoints/streaming_t2v.ckpt"], "an SD checkpoint is not offered"
+    choices = PACK.nodes.choices
+    assert choices.st2v_model_path(menu[2]) == str(tmp_path / "checkpoints" / "streaming_t2v.ckpt")
+    assert choices.st2v_model_path(menu[0]) == str(tmp_path / "streamingt2v" / "vidxtend.fp16.safetensors")
+    with pytest.raises(CheckpointError, match=r"'gone\.ckpt' is not in the 'checkpoints' model folders"):
+        choices.st2v_model_path("checkpoints/gone.ckpt")
 
 
 def test_a_missing_clip_vision_pick_names_the_clip_vision_folder(tmp_path, monkeypatch):
@@ -232,9 +254,15 @@ def test_interrupted_loop_resumes_where_it_stopped(env, st2v, first, long, monke
     (folder,) = runs_dir(env).glob("auto-*")
     assert (folder / "state.safetensors").is_file()
     monkeypatch.undo()
+    shown = []
+    monkeypatch.setattr(host, "show_text", lambda text, node_id: shown.append((text, node_id)))
     with caplog.at_level(logging.INFO):
-        video = loop(st2v, first, run_name="auto")
-    assert "resumed run auto-" in caplog.text and "from frame 24" in caplog.text
+        out = loop_output(st2v, first, run_name="auto", unique_id="12")
+    video = out["result"][0]
+    # the user is told, in the log, on the node (ComfyUI's progress text) and in the node's UI output
+    message = f"Resumed from frame 24 (frames 0-23 from the saved run, 8 more to make; state {folder.name})"
+    assert message in caplog.text
+    assert shown[0] == (message, "12") and out["ui"]["text"] == [message]
     assert video.shape == long.shape and torch.equal(video[:16], first)
     torch.testing.assert_close(video[16:24], long[16:24], rtol=0, atol=1 / 255)  # stored as 8-bit frames
     assert same_frames(video[24:], long[24:]), "the next chunk continues exactly"
@@ -256,8 +284,11 @@ def test_chunk_loop_streams_its_video_and_resumes_into_it(env, st2v, first, long
     assert not list((env["output"] / "temp").rglob("*.partial*")), "a cancelled run leaves no half-written file"
     monkeypatch.undo()
     with caplog.at_level(logging.INFO):
-        image, video = streamed(run_name="streamed", keep_state=False)
+        out = streamed(run_name="streamed", keep_state=False)
+    image, video = out["result"]
     assert image is None and "resumed run streamed from frame 24" in caplog.text
+    assert out["ui"]["text"] == ["Resumed from frame 24 (frames 0-23 from the saved run, 4 more to make; "
+                                 "state streamed)"]
     assert video.count == 28 and video.fps == 12 and video.get_dimensions() == (SIZE, SIZE)
     frames = read_video(video.get_stream_source())
     torch.testing.assert_close(frames, long[:28], rtol=0, atol=1 / 255)

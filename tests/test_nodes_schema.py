@@ -30,6 +30,9 @@ def test_the_pack_registers_nodes_with_display_names():
     assert "ST2VRandomizedBlendModel" in NODES
     assert set(PACK.NODE_DISPLAY_NAME_MAPPINGS) == set(NODES)
     assert all(isinstance(v, str) and v.strip() for v in PACK.NODE_DISPLAY_NAME_MAPPINGS.values())
+    # one search word finds every node of the pack (the ids stay as they were, so saved workflows still load)
+    assert [n for n, v in PACK.NODE_DISPLAY_NAME_MAPPINGS.items() if not v.startswith("ST2V ")] == []
+    assert {"SDVSRLoader", "SDVSRUpscale"} <= set(NODES)
 
 
 @pytest.mark.parametrize("node_id", sorted(NODES))

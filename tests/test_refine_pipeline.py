@@ -14,6 +14,7 @@ from streaming_core.cli import main
 from streaming_core.errors import Cancelled, CheckpointError, InputError
 from streaming_core.models.enhancer import NativeResolution, plan_frames
 from streaming_core.pipelines.refine import benchmark, refine
+from streaming_core.progress import SD_LATENTS, LatentPreview
 from streaming_core.tiny.enhancer import TINY_RESOLUTION, build_tiny_vae, tiny_open_clip_state_dict, write_tiny_enhancers
 from streaming_core.video_io import read_video, write_video
 
@@ -108,7 +109,10 @@ def test_refine_msvid2vid_end_to_end(ms_enhancer):
     slices = -(-12 // ms_enhancer.vae_slice)
     assert total == 2 * slices + RUN["steps"] * windows  # encode and decode slices + chunks x steps
     previews = [p for _, _, p in seen if p is not None]
-    assert len(previews) == RUN["steps"] * windows and previews[0].ndim == 4 and previews[0].shape[-1] == 3
+    # each window's x0 (8 frames) at every step, in SD latents (4 channels), for the host to decode
+    assert len(previews) == RUN["steps"] * windows
+    assert all(isinstance(p, LatentPreview) and p.family == SD_LATENTS for p in previews)
+    assert all(p.latents.ndim == 5 and p.latents.shape[:3] == (1, 4, 8) for p in previews)
     again = refine(ms_enhancer, frames, "a red car", seed=1, **RUN)
     assert torch.equal(out, again)
     assert not torch.equal(out, refine(ms_enhancer, frames, "a red car", seed=2, **RUN))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from streaming_core.errors import Cancelled, InputError
+from streaming_core.progress import SD_LATENTS, LatentPreview
 from streaming_core.pipelines import extend as extend_module
 from streaming_core.pipelines.extend import ExtendConditioning, extend_chunk
 from st2v_shared import tiny_model
@@ -95,10 +96,13 @@ def test_progress_and_cancel():
     model = tiny_model()
     cond, frames = _conditioning(), _frames()
     calls = []
+    seen_x0 = []
     extend_chunk(model, frames, cond, num_frames=FRAMES, steps=3, on_step=lambda d, t, p: calls.append((d, t, p)),
-                 preview=lambda x0: torch.zeros(x0.shape[2], 4, 4, 3))
+                 step_hook=lambda info: seen_x0.append(info.x0.clone()))
     assert [(d, t) for d, t, _ in calls] == [(1, 3), (2, 3), (3, 3)]
-    assert calls[0][2].shape == (FRAMES, 4, 4, 3)
+    # every step hands its x0 estimate to the host as a latent preview
+    assert all(isinstance(p, LatentPreview) and p.family == SD_LATENTS for _, _, p in calls)
+    assert all(torch.equal(p.latents, x0) for (_, _, p), x0 in zip(calls, seen_x0))
 
     rec = _BatchRecorder(model)
 

@@ -12,7 +12,9 @@ import workflow_check as wc
 from pack_loader import load_pack
 
 REPO = Path(__file__).resolve().parents[1]
-UI_FILES = sorted((REPO / "workflows").glob("*.json"))
+EXAMPLES = REPO / "example_workflows"  # the folder ComfyUI's template browser reads
+UI_FILES = sorted(EXAMPLES.glob("*.json"))
+TWINS = json.loads((EXAMPLES / "api" / "twins.json").read_text())  # UI file name -> API twin file name
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +34,19 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_there_are_workflows_and_each_has_an_api_twin():
-    assert UI_FILES, "workflows/ holds the example workflows"
-    api_files = sorted((REPO / "workflows" / "api").glob("*.json"))
-    assert [p.name for p in api_files] == [p.name for p in UI_FILES]
+def test_there_are_workflows_and_each_has_an_api_twin_and_a_thumbnail():
+    assert UI_FILES, "example_workflows/ holds the example workflows"
+    api_files = sorted(p.name for p in (EXAMPLES / "api").glob("*.json") if p.name != "twins.json")
+    assert sorted(TWINS) == [p.name for p in UI_FILES] and sorted(TWINS.values()) == api_files
+    for path in UI_FILES:  # the template browser shows <name>.jpg beside <name>.json
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file() and thumb.read_bytes()[:3] == b"\xff\xd8\xff", f"{thumb.name} is not a JPEG"
+        assert path.stem[0].isupper() and "_" not in path.stem, f"{path.name}: the file name is the template's title"
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=[p.name for p in UI_FILES])
 def test_workflow_and_twin(path, definitions):
-    ui, api = _load(path), _load(path.parent / "api" / path.name)
+    ui, api = _load(path), _load(EXAMPLES / "api" / TWINS[path.name])
     assert wc.check_ui(ui, definitions) == []
     assert wc.check_api(api, definitions) == []
     assert wc.check_twins(ui, api, definitions) == []
@@ -56,7 +62,8 @@ def test_native_node_list_comes_from_a_real_comfyui():
 
 
 # The checker itself must catch what ComfyUI would reject -------------------------------------
-WAN = REPO / "workflows" / "wan21_t2v_randomized_blend.json"
+WAN = EXAMPLES / "Wan 2.1 long video (Randomized Blend).json"
+WAN_API = EXAMPLES / "api" / TWINS[WAN.name]
 
 
 def _node(workflow, node_type):
@@ -84,7 +91,7 @@ def test_checker_rejects_broken_ui(definitions, mutate, expected):
 
 
 def test_checker_rejects_broken_api_and_diverging_twins(definitions):
-    ui, api = _load(WAN), _load(WAN.parent / "api" / WAN.name)
+    ui, api = _load(WAN), _load(WAN_API)
     broken = copy.deepcopy(api)
     broken["9"]["inputs"]["steps"] = 0
     broken["9"]["inputs"]["model"] = ["3", 0]  # a VAE into a MODEL input

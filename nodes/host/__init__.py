@@ -14,7 +14,7 @@ from .images import FrameCollector, frames_to_image, image_to_frames
 from .models import (WEIGHT_DTYPE_CHOICES, HostedModel, core_model, load_for_use, manageable_layers,
                      place_outside_layers, wrap_model)
 from .outputs import output_directory, output_subfolder
-from .progress import preview_image, progress_callback
+from .progress import PreviewRenderer, preview_image, preview_method, progress_callback, show_text
 from .runtime import comfy_module, in_comfyui
 from .video_models import LatentLayout, latent_layout, resolve_layout
 from .videos import (HandoffWriter, VanishedVideo, is_streamed, output_generation, output_used, remember_output,
@@ -30,7 +30,7 @@ __all__ = [
     "WEIGHT_DTYPE_CHOICES", "HostedModel", "core_model", "load_for_use", "manageable_layers", "place_outside_layers",
     "wrap_model",
     "output_directory", "output_subfolder",
-    "preview_image", "progress_callback",
+    "PreviewRenderer", "preview_image", "preview_method", "progress_callback", "show_text",
     "comfy_module", "in_comfyui",
     "LatentLayout", "latent_layout", "resolve_layout",
     "HandoffWriter", "VanishedVideo", "is_streamed", "output_generation", "output_used", "remember_output",

@@ -6,7 +6,7 @@ continues with ``--resume OUT.mp4.state`` to exactly the video an uninterrupted 
 is deleted after a finished run unless ``--keep-state``.
 
 Without ``--st2v``/``--base`` the weights are looked for under ``--models-dir`` (default ./models):
-``streamingt2v/streaming_t2v.ckpt`` (or ``.safetensors``) and the ModelScope folder
+``streamingt2v/streaming_t2v.ckpt`` (or ``.safetensors``, or the same names under ``checkpoints/``) and the ModelScope folder
 ``streamingt2v/text-to-video-ms-1.7b/`` (or ``zeroscope_v2_576w/``, or ``streamingt2v/unet/``). When
 no weights exist at all, it says so loudly and runs the tiny-model demo instead.
 """
@@ -30,7 +30,7 @@ from ..errors import CheckpointError, InputError
 from ..official import EXTENSION, INITIAL_CHUNK
 from ..pipelines.checks import CHUNK_FRAMES, check_size
 from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video
-from ..pipelines.run_folder import RunFolder
+from ..pipelines.run_folder import RunFolder, resume_message
 from ..tiny.marker import tiny_weights_note
 from ..tiny.modelscope import build_tiny_modelscope_unet
 from ..tiny.st2v import build_tiny_streamingt2v
@@ -148,9 +148,9 @@ def check_generation_args(args) -> None:
 
 # -- weights ---------------------------------------------------------------------------------------
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
-    folder = Path(models_dir) / "streamingt2v"
-    return next((folder / n for n in ST2V_FILE_NAMES
-                 if (folder / n).is_file() or is_vidxtend_folder(folder / n)), None)
+    # models/checkpoints/ too: where users of the older StreamingT2V port keep streaming_t2v.ckpt
+    candidates = [Path(models_dir) / folder / n for folder in ("streamingt2v", "checkpoints") for n in ST2V_FILE_NAMES]
+    return next((path for path in candidates if path.is_file() or is_vidxtend_folder(path)), None)
 
 
 def find_image_encoder(models_dir: str | Path) -> Optional[Path]:
@@ -224,6 +224,7 @@ def render(args, model, base_unet, label: str = "", long_run_hint: str = LONG_RU
         try:
             if args.resume:
                 state = folder.load_state()
+                print(resume_message(state.frames_done, args.frames, folder.path), file=sys.stderr)
                 for frames in folder.iter_frames(state):
                     frames = frames[: max(0, args.frames - written)]
                     if len(frames):
@@ -315,7 +316,7 @@ def run(args) -> int:
         return run_demo(args)
     if st2v_path is None:
         raise CheckpointError(f"no StreamingT2V checkpoint: give --st2v, or put streaming_t2v.ckpt under "
-                              f"{Path(args.models_dir) / 'streamingt2v'}.")
+                              f"{Path(args.models_dir) / 'streamingt2v'} (or {Path(args.models_dir) / 'checkpoints'}).")
     if needs_base and base_path is None:
         raise CheckpointError(f"no ModelScope UNet for the first chunk: give --base (the text-to-video-ms-1.7b "
                               f"folder or its unet/diffusion_pytorch_model.safetensors), or put that folder under "

@@ -2,7 +2,7 @@
 
 On a terminal it redraws one line. Elsewhere (logs, CI) it prints a line at the first step (so the time
 left is known as soon as one step has run), whenever a chunk finishes (the pipelines attach a preview to
-the last step of each chunk), at least every ``every`` seconds, and at the end. When the first step
+the last step of each chunk; the per-step latent previews do not count), at least every ``every`` seconds, and at the end. When the first step
 says the run will take long, it says so once, with the command's hint on how to make it shorter.
 """
 
@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
-import torch
+from ..progress import Preview, is_frames
 
 LONG_RUN_SECONDS = 600.0  # a run estimated longer than this after its first step gets a warning
 
@@ -54,14 +54,15 @@ class ProgressBar:
         return (f"{self.label}[{bar}] {done}/{total} {self.unit}, {duration(elapsed)} elapsed, ~{duration(eta)} left"
                 + (f", {self.extra}" if self.extra else ""))
 
-    def __call__(self, done: int, total: int, preview: Optional[torch.Tensor] = None) -> None:
+    def __call__(self, done: int, total: int, preview: Preview = None) -> None:
         first = self.first_done is None
         eta = self._eta(done, total)
         line = self._line(done, total, eta)
         now = time.monotonic()
         if self.tty:
             self.stream.write("\r" + line + ("\n" if done >= total else ""))
-        elif first or preview is not None or done >= total or now - self.last_print >= self.every:
+        elif first or is_frames(preview) or done >= total or now - self.last_print >= self.every:
+            # a line per finished chunk (its frames), not per step's latent preview
             self.stream.write(line + "\n")
             self.last_print = now
         if first and eta > LONG_RUN_SECONDS:

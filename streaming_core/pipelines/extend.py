@@ -30,7 +30,7 @@ import torch
 from ..errors import InputError
 from ..models.streamingt2v import StreamingT2V
 from ..official import EXTENSION
-from ..progress import ProgressCallback, no_progress
+from ..progress import LatentPreview, ProgressCallback, no_progress
 from ..sampling.ddim import ddim_step
 from ..sampling.guidance import cfg, text_anchor_guidance
 from ..schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule
@@ -126,7 +126,6 @@ def extend_chunk(
     variance_noise: Optional[NoiseSource] = None,
     schedule: Optional[DiscreteVPSchedule] = None,
     on_step: Optional[ProgressCallback] = None,
-    preview: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     step_hook: Optional[Callable[[StepInfo], None]] = None,
 ) -> torch.Tensor:
     """Denoise one chunk; returns its latents (B, 4, num_frames, h, w), float32, on the model's device.
@@ -138,8 +137,8 @@ def extend_chunk(
     generator: CPU generator for the draws (default: a fresh one seeded 33, as officially).
     init_noise: (B, 4, F, h, w) initial latents instead of drawing them.
     variance_noise: per-step DDIM noise (B*F, 4, h, w), a list indexed by step or a function of it.
-    on_step(done, total, preview): called after every step; raising stops the run.
-    preview: optional x0 latents (B, 4, F, h, w) -> (F, H, W, 3) image for on_step.
+    on_step(done, total, preview): called after every step with the step's x0 estimate as a
+        ``LatentPreview`` (the host decodes it, or not); raising stops the run.
     step_hook: optional debug callback receiving a ``StepInfo`` after every step.
     """
     if cam_frames.ndim != 5 or cam_frames.shape[2] != 3:
@@ -197,7 +196,7 @@ def extend_chunk(
         x, x0 = ddim_step(schedule, guided, t, x, steps, eta, noise)
         if step_hook is not None:
             step_hook(StepInfo(i, t, guided, x, x0))
-        on_step(i + 1, steps, preview(x0) if preview is not None else None)
+        on_step(i + 1, steps, LatentPreview(x0))
     return x
 
 

@@ -20,7 +20,7 @@ import torch
 from ..errors import InputError
 from ..models.unet3d import UNet3D
 from ..official import INITIAL_CHUNK
-from ..progress import ProgressCallback, no_progress
+from ..progress import LatentPreview, ProgressCallback, no_progress
 from ..sampling.ddim import ddim_step
 from ..sampling.dpm_solver import dpm_solver_plan, modelscope_dpm_solver_schedule, sample_dpmpp_2m
 from ..sampling.guidance import cfg
@@ -84,8 +84,8 @@ def generate_initial_chunk(
         "ddim" (with ``eta``; its noise comes from the same generator after the initial draw).
     generator: CPU generator for every draw (default: seeded with ``seed``); init_noise: (1, 4, F,
         h, w) latents instead of the first draw.
-    on_step(done, total, preview): after every step; the last call carries the decoded frames as
-        preview. Raising from it stops the run.
+    on_step(done, total, preview): after every step with the x0 estimate (``LatentPreview``); the
+        last call carries the decoded frames as preview. Raising from it stops the run.
     """
     prompt = check_prompt(prompt)
     negative_prompt = check_prompt(negative_prompt, "negative prompt")
@@ -120,9 +120,9 @@ def generate_initial_chunk(
         uncond, cond = out.chunk(2)
         return cfg(uncond, cond, guidance)
 
-    def report(i: int) -> None:
+    def report(i: int, x0: torch.Tensor) -> None:
         if i + 1 < steps:  # the last step is reported with the decoded frames
-            on_step(i + 1, steps, None)
+            on_step(i + 1, steps, LatentPreview(x0))
 
     if sampler == "dpmpp_2m":
         x = sample_dpmpp_2m(guided_eps, x, dpm_solver_plan(modelscope_dpm_solver_schedule(), steps), report)
@@ -130,8 +130,8 @@ def generate_initial_chunk(
         schedule = modelscope_t2v_schedule()
         for i, t in enumerate(schedule.timesteps(steps).tolist()):
             noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) if eta > 0 else None
-            x, _ = ddim_step(schedule, guided_eps(x, t), t, x, steps, eta, noise)
-            report(i)
+            x, x0 = ddim_step(schedule, guided_eps(x, t), t, x, steps, eta, noise)
+            report(i, x0)
 
     video = unit_to_image(st2v.decode_latents(x)[0]).to(output_device)
     on_step(steps, steps, video.detach().cpu())

@@ -276,9 +276,9 @@ def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: Extensio
                                                       anchor=anchor_tokens, uncond_anchor=grey_tokens)
         generator = official_generator if official_generator is not None else chunk_generator(settings.seed, index)
 
-        def report(done: int, total: int, _preview=None) -> None:
-            if done < total:  # the chunk's last step is reported once its frames exist (with a preview)
-                run.step()
+        def report(done: int, total: int, preview=None) -> None:
+            if done < total:  # the chunk's last step is reported once its frames exist (with them as preview)
+                run.step(preview)
 
         latents = extend_step.extend_chunk(
             model, image_to_signed(cond)[None], conditioning, num_frames=CHUNK_FRAMES, steps=settings.steps,
@@ -361,8 +361,9 @@ def extend_video(
     anchor: the APM anchor: an image (H, W, 3) or frames (Fa, H, W, 3) in 0..1 (other sizes are
         centre-cropped to the video's aspect ratio and resized), or an ``Anchor`` from
         ``encode_anchor``; default: frame 0 of ``video``.
-    on_step(done, total, preview): after every denoising step (total = all steps of the run); the
-        last step of each chunk carries its newest frames as preview. Raising stops the run; every
+    on_step(done, total, preview): after every denoising step (total = all steps of the run); each
+        step carries the chunk's x0 estimate (a ``LatentPreview``), the last step of each chunk its newest
+        decoded frames. Raising stops the run; every
         finished chunk has reached ``on_chunk`` by then.
     resume: a ``LoopState`` from ``on_chunk`` of an interrupted run with the same settings and
         model; ``video`` is then the frames that run produced (``state.frames_done`` of them), or
@@ -431,7 +432,7 @@ def generate_long_video(
 
     def initial_step(done: int, total: int, preview=None) -> None:
         if done < total:
-            run.step()
+            run.step(preview)
 
     first = generate_initial_chunk(
         base_unet, model, settings.prompt_for(0), negative_prompt=settings.negative_prompt, seed=settings.seed,

@@ -30,7 +30,7 @@ from .. import validation
 from ..benchmark import BenchResult, measure_steps, peak_memory
 from ..errors import InputError
 from ..models.enhancer import Enhancer, NativeResolution, crop_frames, place_frames, plan_frames
-from ..progress import ProgressCallback, StepCounter
+from ..progress import LatentPreview, ProgressCallback, StepCounter
 from ..sampling.blend import BLEND_MODES, chunk_windows
 from ..sampling.guided_model import enhancer_chunk_model
 from ..sampling.sdedit import SDE_NOISES, sdedit_windows
@@ -41,20 +41,6 @@ from ..tiny.enhancer import TINY_RESOLUTION, build_benchmark_enhancer
 from ..video_io import iter_video_frames, to_uint8, video_info
 from .long_video import model_fingerprint
 from .refine_state import RefineCheckpoint, RefineStateFolder, digest_file, digest_frames
-
-# SD latent -> RGB approximation for previews (a linear map per channel; SD 1.x/2.x latent space)
-_LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
-                            [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
-
-
-def latent_preview(latents: torch.Tensor, scale: float = 0.18215, max_frames: int = 4) -> Optional[torch.Tensor]:
-    """(B, 4, f, h, w) scaled latents -> (<=max_frames, h, w, 3) rough colours in 0..1 on the CPU."""
-    if latents.shape[1] != 4:
-        return None
-    z = latents[0, :, -max_frames:].float().cpu() / scale  # (4, f, h, w)
-    rgb = torch.einsum("cfhw,cr->fhwr", z, _LATENT_RGB)
-    return ((rgb + 1) / 2).clamp(0, 1)
-
 
 def check_refine_settings(mode: str, chunk: int, overlap: int, strength: float, steps: int, guidance: float = 7.5,
                           seed: int = 0, sde_seed: Optional[int] = None,
@@ -333,7 +319,7 @@ def _refine_wavefront(enhancer, source, plan, prompt, negative_prompt, on_step, 
     model = enhancer_chunk_model(enhancer, cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
-        counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)
+        counter.step(LatentPreview(x0) if previews else None)
 
     state, decode, parts = None, [], 0
     if resume is not None:
@@ -394,7 +380,7 @@ def _refine_lockstep(enhancer, source, plan, prompt, negative_prompt, on_step, p
     model = enhancer_chunk_model(enhancer, cond, uncond, settings["guidance"], settings["guidance_rescale"])
 
     def on_window(step: int, k: int, x0: torch.Tensor) -> None:
-        counter.step(latent_preview(x0, enhancer.vae.config.scaling_factor) if previews else None)
+        counter.step(LatentPreview(x0) if previews else None)
 
     latents = sdedit_windows(model, z0, enhancer.table, prediction_type=enhancer.prediction_type,
                              t_start=strength_to_timestep(settings["strength"], enhancer.table),

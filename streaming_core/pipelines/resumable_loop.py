@@ -33,7 +33,7 @@ from ..progress import ProgressCallback
 from ..video_io import to_uint8
 from .checks import CONDITIONING_FRAMES, check_image_batch, check_size
 from .long_video import Anchor, ChunkDone, ExtensionSettings, extend_video, model_fingerprint
-from .run_folder import RunFolder
+from .run_folder import RunFolder, resume_message
 
 AUTO = "auto"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -118,9 +118,10 @@ def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionS
                    folder: Optional[RunFolder], *, anchor: Optional[Anchor] = None,
                    on_step: Optional[ProgressCallback] = None, output_device: str | torch.device = "cpu",
                    keep_state: bool = False, on_frames: Optional[FrameSink] = None,
-                   keep_frames: bool = True) -> LoopResult:
+                   keep_frames: bool = True, on_resume: Optional[Callable[[str], None]] = None) -> LoopResult:
     """Extend ``video`` to ``frames`` frames, saving the state in ``folder`` after every chunk (None:
-    no state) and continuing the run stored there if there is one.
+    no state) and continuing the run stored there if there is one; ``on_resume(message)`` then tells
+    the user so (``resume_message``) before any new chunk starts.
 
     on_frames: gets the video's frames in order as they are final ((n, H, W, 3), ``frames`` in all: the
         start video, the frames of an interrupted run, then each new chunk), e.g. to write them to a file.
@@ -141,6 +142,8 @@ def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionS
     if folder is not None and folder.exists():
         state = folder.load_state()
         previous = _resume_frames(folder, state, video, sink, keep_frames)
+        if on_resume is not None:
+            on_resume(resume_message(state.frames_done, frames, folder.path))
         try:
             out = extend_video(model, previous, frames, settings, resume=state, **common)
         except InputError as exc:

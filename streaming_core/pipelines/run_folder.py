@@ -129,3 +129,12 @@ def resume_point(path: str | os.PathLike, with_frames: bool = True) -> tuple[Loo
     folder = RunFolder(path)
     state = folder.load_state()
     return state, folder.load_frames(state) if with_frames else None
+
+
+def resume_message(frames_done: int, target_frames: int, path: str | os.PathLike) -> str:
+    """What a resumed run tells the user (CLI and ComfyUI alike): where it picks up, and from which state."""
+    if frames_done >= target_frames:
+        return (f"Resumed: the saved run already has {frames_done} frames, no new ones needed for {target_frames} "
+                f"(state {Path(path).name})")
+    return (f"Resumed from frame {frames_done} (frames 0-{frames_done - 1} from the saved run, "
+            f"{target_frames - frames_done} more to make; state {Path(path).name})")

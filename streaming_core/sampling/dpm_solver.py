@@ -116,14 +116,14 @@ def dpmpp_2m_step(x: torch.Tensor, x0: torch.Tensor, plan: DPMSolverPlan, i: int
 
 
 def sample_dpmpp_2m(eps_fn: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor, plan: DPMSolverPlan,
-                    after_step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+                    after_step: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
     """Run the whole plan. ``eps_fn(x, t)`` is the (guided) noise prediction at integer timestep
-    ``t``; ``after_step(i)`` runs after each step (progress, cancel)."""
+    ``t``; ``after_step(i, x0)`` runs after each step with its data prediction (progress, previews, cancel)."""
     previous = None
     for i, t in enumerate(plan.timesteps.tolist()):
         x0 = x0_from_eps(x, eps_fn(x, t), plan.sigmas[i])
         x = dpmpp_2m_step(x, x0, plan, i, previous)
         previous = x0
         if after_step is not None:
-            after_step(i)
+            after_step(i, x0)
     return x

@@ -92,7 +92,7 @@ def main(extra_ids: list[str]) -> None:
     OUT.write_text(json.dumps({
         "about": "Subset of /object_info of a real ComfyUI (native nodes only), written by "
                  "tests/comfyui_scripts/dump_native_nodes.py through the comfy harness. The workflow checker "
-                 "validates workflows/ against it, so CI needs no ComfyUI. Re-run the script to refresh it or "
+                 "validates example_workflows/ against it, so CI needs no ComfyUI. Re-run the script to refresh it or "
                  "to add node ids.",
         "comfyui_version": version,
         "file_inputs": file_inputs,

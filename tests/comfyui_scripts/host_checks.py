@@ -22,7 +22,7 @@ COMFY_ROOT = sys.argv[1]
 PACK_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, COMFY_ROOT)
 
-from comfy.cli_args import args  # noqa: E402
+from comfy.cli_args import LatentPreviewMethod, args  # noqa: E402
 
 args.cpu = True
 
@@ -34,6 +34,7 @@ import comfy.model_management as mm  # noqa: E402
 import comfy.model_patcher  # noqa: E402
 import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
+import latent_preview  # noqa: E402
 from utils.extra_config import load_extra_path_config  # noqa: E402
 
 # --- a user's extra_model_paths.yaml, applied before the pack imports (main.py order) ----------
@@ -145,6 +146,7 @@ def models_are_managed_by_comfyui():
 def progress_reports_previews_and_honours_cancel():
     seen = []
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total, preview)))
+    args.preview_method = LatentPreviewMethod.Latent2RGB
     on_step = host.progress_callback(10, node_id="7")
     frames = torch.rand(6, 8, 12, 3)
     on_step(3, 10, frames)
@@ -162,6 +164,32 @@ def progress_reports_previews_and_honours_cancel():
     finally:
         mm.interrupt_current_processing(False)
     assert len(seen) == 2, "a cancelled step must not report progress"
+
+
+@check
+def previews_follow_the_preview_method_through_comfyuis_previewer():
+    LatentPreview = importlib.import_module(module_name + ".streaming_core.progress").LatentPreview
+
+    seen = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total, preview)))
+    latents = torch.randn(1, 4, 16, 6, 10)
+    try:
+        args.preview_method = LatentPreviewMethod.NoPreviews  # ComfyUI's default: no previews of any kind
+        on_step = host.progress_callback(10, node_id="7")
+        on_step(1, 10, LatentPreview(latents))
+        on_step(2, 10, torch.rand(4, 8, 8, 3))
+        assert seen == [(1, 10, None), (2, 10, None)], seen
+        for method in (LatentPreviewMethod.Latent2RGB, LatentPreviewMethod.TAESD):  # no TAESD file: RGB factors
+            seen.clear()
+            args.preview_method = method
+            host.progress_callback(10, node_id="7")(3, 10, LatentPreview(latents))
+            fmt, image, size = seen[0][2]
+            reference = latent_preview.Latent2RGBPreviewer(latent_formats.SD15().latent_rgb_factors)
+            expected = reference.decode_latent_to_preview(latents[:1, :, -1])  # the newest frame, SD 1.x factors
+            assert (fmt, size) == ("JPEG", args.preview_size) and image.size == (10, 6), (fmt, image.size)
+            assert list(image.getdata()) == list(expected.getdata()), method
+    finally:
+        args.preview_method = LatentPreviewMethod.NoPreviews
 
 
 @check
