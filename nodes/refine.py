@@ -132,21 +132,9 @@ class ST2VRandomizedBlendRefiner:
         parts = refine_stream(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
                               resolution=resolution, on_step=host.progress_callback(steps, unique_id),
                               state_dir=state_dir)
-        image = host.FrameCollector(source.num_frames) if host.output_used(graph, unique_id, 0) else None
-        streamed = None
-        if host.output_used(graph, unique_id, 1):
-            with host.HandoffWriter(host_source.fps, "ST2V Randomized Blend Refiner", host_source.audio) as out:
-                for part in parts:
-                    out.write(part)
-                    if image is not None:
-                        image.add(part)
-                streamed = out.finish()
-            host.remember_output(type(self).__name__, unique_id, streamed)
-        else:
-            for part in parts:
-                if image is not None:
-                    image.add(part)
-        return (image.image() if image is not None else None, streamed)
+        return host.deliver_frames(parts, source.num_frames, graph, unique_id, image_slot=0, video_slot=1,
+                                   node=type(self).__name__, made_by="ST2V Randomized Blend Refiner",
+                                   fps=host_source.fps, audio=host_source.audio)
 
 
 NODE_CLASS_MAPPINGS = {"ST2VRandomizedBlendRefiner": ST2VRandomizedBlendRefiner}

@@ -73,21 +73,10 @@ class SDVSRUpscale:
         stream = upscale_stream(models, source.frames(), state, seed=seed, flow_tile=flow_tile,
                                 on_step=host.progress_callback(source.count * NUM_STEPS, unique_id),
                                 total_frames=source.count, output_device=host.intermediate_device())
-        image = host.FrameCollector(source.count) if host.output_used(queued_graph, unique_id, 0) else None
-        streamed = None
-        if host.output_used(queued_graph, unique_id, 2):
-            with host.HandoffWriter(source.fps, "Stream-DiffVSR Upscale", source.audio) as out:
-                for frame in stream:
-                    out.write(frame)
-                    if image is not None:
-                        image.add(frame)
-                streamed = out.finish()
-            host.remember_output(type(self).__name__, unique_id, streamed)
-        else:
-            for frame in stream:
-                if image is not None:
-                    image.add(frame)
-        return (image.image() if image is not None else None, stream.state, streamed)
+        image, streamed = host.deliver_frames(stream, source.count, queued_graph, unique_id, image_slot=0,
+                                              video_slot=2, node=type(self).__name__,
+                                              made_by="Stream-DiffVSR Upscale", fps=source.fps, audio=source.audio)
+        return (image, stream.state, streamed)
 
 
 NODE_CLASS_MAPPINGS = {"SDVSRUpscale": SDVSRUpscale}

@@ -17,7 +17,7 @@ from .outputs import output_directory, output_subfolder
 from .progress import PreviewRenderer, preview_image, preview_method, progress_callback, show_text
 from .runtime import comfy_module, in_comfyui
 from .video_models import LatentLayout, latent_layout, resolve_layout
-from .videos import (HandoffWriter, VanishedVideo, is_streamed, output_generation, output_used, remember_output,
+from .videos import (HandoffWriter, VanishedVideo, deliver_frames, is_streamed, output_generation, output_used, remember_output,
                      video_source, write_video_output)
 
 __all__ = [
@@ -33,6 +33,6 @@ __all__ = [
     "PreviewRenderer", "preview_image", "preview_method", "progress_callback", "show_text",
     "comfy_module", "in_comfyui",
     "LatentLayout", "latent_layout", "resolve_layout",
-    "HandoffWriter", "VanishedVideo", "is_streamed", "output_generation", "output_used", "remember_output",
+    "HandoffWriter", "VanishedVideo", "deliver_frames", "is_streamed", "output_generation", "output_used", "remember_output",
     "video_source", "write_video_output",
 ]

@@ -29,7 +29,7 @@ from ...streaming_core.errors import InputError
 from ...streaming_core.video_audio import AudioTrack
 from ...streaming_core.video_io import (DELIVERY, LOSSLESS, FrameSource, VideoWriter, read_video, transcode,
                                         video_info)
-from .images import image_to_frames
+from .images import FrameCollector, image_to_frames
 from .runtime import comfy_module
 
 HANDOFF_FOLDER = "streamingt2v_video"
@@ -232,6 +232,29 @@ _generation: dict[tuple[str, str], int] = {}
 def remember_output(node: str, unique_id, video) -> None:
     if unique_id is not None and video is not None:
         _last_output[(node, str(unique_id))] = weakref.ref(video)
+
+
+def deliver_frames(frames: Iterable[torch.Tensor], count: int, prompt: Optional[dict], unique_id, *,
+                   image_slot: int, video_slot: int, node: str, made_by: str, fps: Fraction,
+                   audio: Optional[AudioTrack] = None):
+    """(IMAGE or None, VIDEO or None): each finished frame goes to whichever of the node's two outputs is
+    connected, as it comes (a whole-video IMAGE is built only when something uses it). The frames are
+    drawn to the end either way: they are the node's work."""
+    image = FrameCollector(count) if output_used(prompt, unique_id, image_slot) else None
+    streamed = None
+    if output_used(prompt, unique_id, video_slot):
+        with HandoffWriter(fps, made_by, audio) as out:
+            for part in frames:
+                out.write(part)
+                if image is not None:
+                    image.add(part)
+            streamed = out.finish()
+        remember_output(node, unique_id, streamed)
+    else:
+        for part in frames:
+            if image is not None:
+                image.add(part)
+    return (image.image() if image is not None else None), streamed
 
 
 def output_generation(node: str, unique_id) -> int:
