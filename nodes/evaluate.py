@@ -81,7 +81,7 @@ class ST2VEvaluateVideo:
 
     def evaluate(self, video, prompt, raft, clip, clip_image, chunks, mawe_size, unique_id=None):
         from ..streaming_core.metrics.evaluate import (CHUNK_PRESETS, EvalSettings, evaluate_video, format_table,
-                                                       report_json)
+                                                       progress_units, report_json)
         from ..streaming_core.metrics.plot import image_batch, render_curves
         from ..streaming_core.metrics.weights import load_eval_models
 
@@ -95,7 +95,8 @@ class ST2VEvaluateVideo:
         settings = EvalSettings(prompt=prompt or None, chunk=chunk, overlap=overlap, mawe_size=mawe_size,
                                 device=str(device))
         report = evaluate_video(source.frames, "video", models, settings, fps=source.fps,
-                                on_step=host.progress_callback(source.count - 1, unique_id))
+                                on_step=host.progress_callback(progress_units(source.count, models, settings),
+                                                               unique_id))
         plot = image_batch(render_curves([report]))
         return (format_table([report]), report_json([report], settings), host.frames_to_image(plot))
 

@@ -55,8 +55,14 @@ def test_full_run_writes_json_and_png(videos, models_dir, tmp_path, capsys):
     rc = main(["evaluate", str(videos["drift"]), str(videos["cut"]), "--models-dir", str(models_dir),
                "--prompt", "a drifting pattern", "--chunks", "16:8", "--mawe-size", "32", "--names", "a,b",
                "--json", str(out_json), "--plot", str(out_png), "--device", "cpu"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert rc == 0 and "skipped" not in out, out
+    # One progress line for the whole command with the time left from the first unit: 19 + 35 MAWE pairs
+    # and 20 + 36 CLIP frames over the two videos.
+    progress = [line for line in captured.err.splitlines() if line.startswith("evaluate [")]
+    assert progress[0].split("] ")[1].startswith("1/110 MAWE pairs + CLIP frames") and " left" in progress[0]
+    assert progress[-1].split("] ")[1].startswith("110/110 ")
     data = json.loads(out_json.read_text())
     a, b = data["videos"]
     assert (a["name"], b["name"], a["frames"], b["frames"]) == ("a", "b", 20, 36)

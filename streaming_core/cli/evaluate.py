@@ -9,12 +9,12 @@ loads.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from ..errors import InputError
 from ..video_io import iter_video_frames, video_info
 from .devices import pick_device
+from .progress_bar import ProgressBar
 
 
 def add_arguments(parser) -> None:
@@ -80,22 +80,31 @@ def _load_models(args, device):
     return models
 
 
-class _PairProgress:
-    """MAWE's frame pairs on one stderr line (RAFT at 720x720 is the slow part on a CPU)."""
+class _CommandProgress:
+    """One progress line for the whole command: every video's MAWE pairs and CLIP frames, with the time
+    left from the first one (RAFT at 720x720 takes about a minute a pair on a CPU)."""
 
-    def __init__(self):
-        self.start = time.perf_counter()
+    def __init__(self, units_per_video: list[int]):
+        self.units = units_per_video
+        self.bar = ProgressBar("evaluate ", unit="MAWE pairs + CLIP frames",
+                               long_run_hint="--mawe-size 256 or a GPU (--device cuda) is much faster; "
+                                             "the official MAWE size is 720")
 
-    def __call__(self, done: int, total: int, preview) -> None:
-        rate = (time.perf_counter() - self.start) / max(done, 1)
-        line = f"MAWE pair {done}/{total}  {rate:.2f} s/pair, ~{rate * (total - done):.0f} s left"
-        end = "\r" if sys.stderr.isatty() and done < total else "\n"
-        if sys.stderr.isatty() or done == total or done % 10 == 0:
-            print(line, end=end, file=sys.stderr, flush=True)
+    def video(self, index: int):
+        """The ``on_step`` for video ``index`` (videos run in order). The container's frame counts are
+        estimates (Matroska stores none); each video's exact count replaces its estimate once decoded."""
+        offset = sum(self.units[:index])
+
+        def on_step(done: int, total: int, preview=None) -> None:
+            self.units[index] = total
+            self.bar(offset + done, sum(self.units), preview)
+
+        return on_step
 
 
 def run(args) -> int:
-    from ..metrics.evaluate import (EvalSettings, evaluate_video, format_table, report_json, save_text)
+    from ..metrics.evaluate import EvalSettings, evaluate_video, format_table, progress_units, report_json, save_text
+
     videos = [Path(v) for v in args.videos]
     infos = [video_info(v) for v in videos]  # every input readable before any model loads
     for v, info in zip(videos, infos):
@@ -112,11 +121,12 @@ def run(args) -> int:
     models = _load_models(args, device)
     settings = EvalSettings(prompt=args.prompt, chunk=chunk, overlap=overlap, mawe_size=args.mawe_size,
                             device=str(device))
+    progress = _CommandProgress([progress_units(max(info["frames"], 2), models, settings) for info in infos])
     reports = []
-    for video, info, name in zip(videos, infos, names):
+    for index, (video, info, name) in enumerate(zip(videos, infos, names)):
         print(f"evaluating {video} ...", file=sys.stderr)
         reports.append(evaluate_video(lambda video=video: iter_video_frames(video), name, models, settings,
-                                      fps=info["fps"], on_step=_PairProgress()))
+                                      fps=info["fps"], on_step=progress.video(index)))
     print(format_table(reports))
     if args.json:
         save_text(report_json(reports, settings), args.json)

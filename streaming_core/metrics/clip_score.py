@@ -17,7 +17,7 @@ scores between towers of different trainings are meaningless, and a width mismat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -87,8 +87,9 @@ def _batches(frames: Iterable[torch.Tensor], size: int) -> Iterator[torch.Tensor
 
 @torch.no_grad()
 def clip_score(frames: Iterable[torch.Tensor], prompt: str, image_encoder, text_tower: ClipTextTower,
-               batch: int = FRAME_BATCH) -> ClipScore:
-    """Per-frame cosine between ``prompt`` and each (H, W, 3) frame (uint8 or float 0..1); streamed in batches."""
+               batch: int = FRAME_BATCH, on_frames: Optional[Callable[[int], None]] = None) -> ClipScore:
+    """Per-frame cosine between ``prompt`` and each (H, W, 3) frame (uint8 or float 0..1); streamed in batches.
+    ``on_frames(frames_done)`` after each batch (progress; raise in it to stop)."""
     if not prompt or not prompt.strip():
         raise InputError("the CLIP score needs the prompt the video was made from: pass --prompt TEXT")
     visual = image_encoder.model.visual
@@ -104,6 +105,8 @@ def clip_score(frames: Iterable[torch.Tensor], prompt: str, image_encoder, text_
         pixels = clip_image_input(chunk, image_encoder.config.image_size).to(param.device, param.dtype)
         emb = F.normalize(visual(pixels).float(), dim=-1)
         scores.extend((emb @ text.to(emb.device).T)[:, 0].tolist())
+        if on_frames is not None:
+            on_frames(len(scores))
     if not scores:
         raise InputError("the CLIP score needs at least one frame")
     return ClipScore(tuple(scores))

@@ -95,12 +95,23 @@ def frame_differences(frames: Iterator[torch.Tensor]) -> list[float]:
     return out
 
 
+def measures_clip(models: EvalModels, settings: EvalSettings) -> bool:
+    return (models.text_tower is not None and models.image_encoder is not None
+            and bool(settings.prompt and settings.prompt.strip()))
+
+
+def progress_units(num_frames: int, models: EvalModels, settings: EvalSettings) -> int:
+    """The slow units ``evaluate_video`` reports: MAWE's frame pairs (RAFT at 720x720) and CLIP's frames."""
+    return ((num_frames - 1) if models.flow is not None else 0) + (num_frames if measures_clip(models, settings) else 0)
+
+
 def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings: EvalSettings,
                    fps: float | Fraction = 8, on_step: Optional[Callable] = None) -> VideoReport:
-    """Every measure the models allow. ``on_step(done, total, None)`` counts MAWE's frame pairs, the slow
-    part (RAFT at 720x720); raise in it to stop."""
+    """Every measure the models allow. ``on_step(done, total, None)`` counts ``progress_units``: MAWE's
+    frame pairs, then CLIP's frames; raise in it to stop."""
     diffs = frame_differences(frames())
     n = len(diffs) + 1
+    total = progress_units(n, models, settings)
     report = VideoReport(name=name, frames=n, fps=float(fps), skipped=list(models.skipped))
     report.curves["frame_difference"] = diffs
     windows = chunk_layout(n, settings.chunk, settings.overlap)
@@ -113,7 +124,7 @@ def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings
         report.skipped.append(f"seam measures skipped: {n} frames are not more than one chunk of {settings.chunk}")
 
     if models.flow is not None:
-        progress = None if on_step is None else (lambda done: on_step(done, n - 1, None))
+        progress = None if on_step is None else (lambda done: on_step(done, total, None))
         result = mawe(frames(), models.flow, size=settings.mawe_size, coeff=settings.coeff, device=settings.device,
                       on_pair=progress)
         report.mawe = result.mawe
@@ -133,8 +144,10 @@ def evaluate_video(frames: FrameFactory, name: str, models: EvalModels, settings
         report.skipped.append(missing)
 
     if models.text_tower is not None and models.image_encoder is not None:
-        if settings.prompt and settings.prompt.strip():
-            score = clip_score(frames(), settings.prompt, models.image_encoder, models.text_tower)
+        if measures_clip(models, settings):
+            pairs = (n - 1) if models.flow is not None else 0
+            progress = None if on_step is None else (lambda done: on_step(pairs + done, total, None))
+            score = clip_score(frames(), settings.prompt, models.image_encoder, models.text_tower, on_frames=progress)
             report.clip_score, report.clip_per_frame = score.score, list(score.per_frame)
             report.weights["clip"] = models.clip_sources or "given towers"
         else:
