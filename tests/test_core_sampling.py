@@ -9,6 +9,7 @@ from diffusers import DDIMScheduler
 from streaming_core.sampling.ddim import ddim_step
 from streaming_core.sampling.guidance import cfg, rescale_guidance, text_anchor_guidance
 from streaming_core.schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule, spaced_timesteps
+from streaming_core.schedules.prediction import to_eps, to_x0
 
 
 def test_modelscope_timesteps_are_the_official_ones():
@@ -66,6 +67,8 @@ def test_one_prediction_vocabulary_reads_the_hub_spelling():
     ours = DiscreteVPSchedule.from_betas(prediction_type="v")
     assert hub.prediction_type == ours.prediction_type == "v"
     x, out = torch.randn(2, 4), torch.randn(2, 4)
-    assert all(torch.equal(a, b) for a, b in zip(hub.x0_and_eps(out, x, 500), ours.x0_and_eps(out, x, 500)))
+    for convert in (to_x0, to_eps):
+        assert torch.equal(convert(out, x, *hub.alpha_sigma_at(500), hub.prediction_type),
+                           convert(out, x, *ours.alpha_sigma_at(500), ours.prediction_type))
     with pytest.raises(ValueError, match="unknown prediction type"):
         DiscreteVPSchedule.from_betas(prediction_type="x0")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from streaming_core.sampling.dpm_solver import (dpm_solver_plan, dpmpp_2m_step, modelscope_dpm_solver_schedule,
-                                                sample_dpmpp_2m, x0_from_eps)
+from streaming_core.sampling.dpm_solver import dpm_solver_plan, dpmpp_2m_step, sample_dpmpp_2m, vp_alpha_sigma
+from streaming_core.schedules.discrete import modelscope_t2v_schedule
+from streaming_core.schedules.prediction import to_x0
 
 # text-to-video-ms-1.7b scheduler/scheduler_config.json as the spec gives it (§1.3): no timestep_spacing key
 HUB_DDIM_CONFIG = {
@@ -34,7 +35,7 @@ def test_official_config_ends_up_dpmsolverpp_order2_linspace():
     assert (s.config.algorithm_type, s.config.solver_order, s.config.lower_order_final) == ("dpmsolver++", 2, True)
     assert s.config.timestep_spacing == "linspace"  # DDIM's "leading" was only a default: not carried over
     s.set_timesteps(50)
-    plan = dpm_solver_plan(modelscope_dpm_solver_schedule(), 50)
+    plan = dpm_solver_plan(modelscope_t2v_schedule(), 50)
     assert plan.timesteps[:3].tolist() == [999, 979, 959] and plan.timesteps[-1].item() == 20
 
 
@@ -42,7 +43,7 @@ def test_official_config_ends_up_dpmsolverpp_order2_linspace():
 def test_plan_equals_diffusers(steps):
     s = official_scheduler()
     s.set_timesteps(steps)
-    plan = dpm_solver_plan(modelscope_dpm_solver_schedule(), steps)
+    plan = dpm_solver_plan(modelscope_t2v_schedule(), steps)
     assert torch.equal(plan.timesteps, s.timesteps)
     assert torch.equal(plan.sigmas, s.sigmas)
 
@@ -54,7 +55,7 @@ def test_trajectory_equals_diffusers(steps):
     x_ref = torch.randn(1, 4, 3, 5, 6, generator=gen)
     s = official_scheduler()
     s.set_timesteps(steps)
-    plan = dpm_solver_plan(modelscope_dpm_solver_schedule(), steps)
+    plan = dpm_solver_plan(modelscope_t2v_schedule(), steps)
 
     x = x_ref.clone()
     for t in s.timesteps.tolist():  # the diffusers pipeline's loop: (B, C, F, h, w) -> frame-major step
@@ -63,13 +64,13 @@ def test_trajectory_equals_diffusers(steps):
         flat = lambda v: v.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)  # noqa: E731
         x = s.step(flat(eps), t, flat(x)).prev_sample.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
-    ours = sample_dpmpp_2m(lambda v, t: fake_eps(v, t, weight), x_ref.clone(), plan)
+    ours = sample_dpmpp_2m(lambda v, t: fake_eps(v, t, weight), x_ref.clone(), modelscope_t2v_schedule(), steps)
     torch.testing.assert_close(ours, x, rtol=0, atol=1e-6)
     assert not torch.equal(ours, x_ref)
 
 
 def test_second_order_step_uses_history():
-    plan = dpm_solver_plan(modelscope_dpm_solver_schedule(), 5)
+    plan = dpm_solver_plan(modelscope_t2v_schedule(), 5)
     x = torch.randn(2, 3)
     x0 = torch.randn(2, 3)
     with pytest.raises(ValueError):
@@ -82,10 +83,10 @@ def test_second_order_step_uses_history():
     torch.testing.assert_close(dpmpp_2m_step(x, x0, plan, 4, previous_x0=x0 * 2), x0)
 
 
-def test_x0_from_eps_inverts_the_noising():
-    plan = dpm_solver_plan(modelscope_dpm_solver_schedule(), 10)
+def test_x0_from_a_noise_prediction_inverts_the_noising():
+    plan = dpm_solver_plan(modelscope_t2v_schedule(), 10)
     sigma = plan.sigmas[3]
     alpha = 1 / (sigma**2 + 1) ** 0.5
     x0, eps = torch.randn(4, 4), torch.randn(4, 4)
     x = alpha * x0 + sigma * alpha * eps
-    torch.testing.assert_close(x0_from_eps(x, eps, sigma), x0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(to_x0(eps, x, *vp_alpha_sigma(sigma), "epsilon"), x0, rtol=1e-5, atol=1e-5)

@@ -15,7 +15,8 @@ from streaming_core.parity.report import NORMAL_DRAW_ATOL
 from streaming_core.sampling.blend import chunk_windows, owner_of_frames
 from streaming_core.sampling.dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, sample_dpmpp_2m_sde
 from streaming_core.sampling.guided_model import guided_chunk_model
-from streaming_core.sampling.sdedit import sdedit_windows, to_x0
+from streaming_core.sampling.sdedit import sdedit_windows
+from streaming_core.schedules.prediction import to_eps, to_x0
 from streaming_core.schedules.vp_sigmas import VPSigmaTable, strength_to_timestep
 
 TABLE = VPSigmaTable.ms_vid2vid()
@@ -72,12 +73,13 @@ def test_official_strength_and_sigmas():
 
 
 @pytest.mark.parametrize("prediction", ["v", "epsilon", "sample"])
-def test_prediction_types_recover_the_clean_latent(prediction):
+def test_prediction_types_recover_the_clean_latent_and_the_noise(prediction):
     z, eps = torch.randn(2, 4, 3, 5, 5), torch.randn(2, 4, 3, 5, 5)
     alpha, sigma = TABLE.alpha_sigma_at(400)
     x = alpha * z + sigma * eps
     output = {"v": alpha * eps - sigma * z, "epsilon": eps, "sample": z}[prediction]
     assert torch.allclose(to_x0(output, x, alpha, sigma, prediction), z, atol=1e-5)
+    assert torch.allclose(to_eps(output, x, alpha, sigma, prediction), eps, atol=1e-5)
 
 
 # -- windows and cuts -------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from ..official import EXTENSION, INITIAL_CHUNK
 from ..pipelines.checks import CHUNK_FRAMES, check_size
 from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video
 from ..pipelines.run_folder import RunFolder, resume_message
+from ..sampling.registry import OFFICIAL_SAMPLERS, sampler_names
 from ..tiny.marker import tiny_weights_note
 from ..tiny.modelscope import build_tiny_modelscope_unet
 from ..tiny.st2v import build_tiny_streamingt2v
@@ -99,7 +100,7 @@ def add_generation_arguments(parser: argparse.ArgumentParser, demo: bool = False
                    help="steps of the first chunk")
     g.add_argument("--base-guidance", type=float, default=INITIAL_CHUNK.guidance,
                    help=f"guidance of the first chunk (official {INITIAL_CHUNK.guidance})")
-    g.add_argument("--sampler", choices=("dpmpp_2m", "ddim"), default="dpmpp_2m",
+    g.add_argument("--sampler", choices=sampler_names(), default=OFFICIAL_SAMPLERS["initial_chunk"],
                    help="first-chunk sampler (official: DPM-Solver++ 2M)")
     g.add_argument("--height", type=int, default=64 if demo else INITIAL_CHUNK.size,
                    help="frame height, a multiple of 8")

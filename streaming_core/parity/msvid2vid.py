@@ -20,7 +20,8 @@ from ..checkpoints.msvid2vid import build_unet_from_official, official_block_mod
 from ..sampling.blend import chunk_windows
 from ..sampling.guidance import cfg, rescale_guidance
 from ..sampling.guided_model import guided_chunk_model
-from ..sampling.sdedit import sdedit_windows, to_x0
+from ..sampling.sdedit import sdedit_windows
+from ..schedules.prediction import to_x0
 from ..schedules.vp_sigmas import VPSigmaTable, logsnr_cosine_interp, zero_terminal_snr
 from .report import TABLE_ATOL, CaseResult, combine, compare, guarded
 

@@ -31,8 +31,8 @@ from ..errors import InputError
 from ..models.streamingt2v import StreamingT2V
 from ..official import EXTENSION
 from ..progress import LatentPreview, ProgressCallback, no_progress
-from ..sampling.ddim import ddim_step
 from ..sampling.guidance import cfg, text_anchor_guidance
+from ..sampling.registry import OFFICIAL_SAMPLERS, get_sampler
 from ..schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule
 from .checks import CHUNK_FRAMES
 
@@ -40,6 +40,7 @@ OFFICIAL_SEED = EXTENSION.seed
 OFFICIAL_STEPS = EXTENSION.steps
 OFFICIAL_ETA = EXTENSION.eta
 OFFICIAL_GUIDANCE = EXTENSION.guidance
+OFFICIAL_SAMPLER = OFFICIAL_SAMPLERS["extension"]
 
 NoiseSource = Union[Sequence[torch.Tensor], Callable[[int], torch.Tensor]]
 
@@ -127,6 +128,7 @@ def extend_chunk(
     schedule: Optional[DiscreteVPSchedule] = None,
     on_step: Optional[ProgressCallback] = None,
     step_hook: Optional[Callable[[StepInfo], None]] = None,
+    sampler: str = OFFICIAL_SAMPLER,
 ) -> torch.Tensor:
     """Denoise one chunk; returns its latents (B, 4, num_frames, h, w), float32, on the model's device.
 
@@ -140,6 +142,7 @@ def extend_chunk(
     on_step(done, total, preview): called after every step with the step's x0 estimate as a
         ``LatentPreview`` (the host decodes it, or not); raising stops the run.
     step_hook: optional debug callback receiving a ``StepInfo`` after every step.
+    sampler: a name in ``sampling.registry`` (official: "ddim").
     """
     if cam_frames.ndim != 5 or cam_frames.shape[2] != 3:
         raise InputError(f"CAM frames must be (B, Fc, 3, H, W) signed pixels, got {tuple(cam_frames.shape)}")
@@ -156,6 +159,7 @@ def extend_chunk(
                          f"(the VAE's 8x8 pixel latents); resize or crop the video")
     device = model.device
     schedule = schedule or modelscope_t2v_schedule()
+    sample = get_sampler(sampler)
     generator = generator if generator is not None else torch.Generator().manual_seed(OFFICIAL_SEED)
     if generator.device.type != "cpu":
         raise InputError("extend_chunk draws its noise on the CPU (device-independent results, as officially): "
@@ -181,22 +185,24 @@ def extend_chunk(
                                                   draw_init=init_noise is None)
     x = (drawn_init if init_noise is None else _noise([init_noise], 0, shape, "init_noise")).to(device)
     variance_noise = drawn_steps if variance_noise is None else variance_noise
-    timesteps = schedule.timesteps(steps)
-    for i, t in enumerate(timesteps.tolist()):
-        eps = model.predict_noise(x.repeat(passes, 1, 1, 1, 1), t, context, frames).float()
+
+    def guided_eps(latents: torch.Tensor, t: int) -> torch.Tensor:
+        eps = model.predict_noise(latents.repeat(passes, 1, 1, 1, 1), t, context, frames).float()
         parts = eps.chunk(passes)
         if two_pass:
-            guided = cfg(parts[0], parts[1], guidance_scale)
-        else:
-            guided = text_anchor_guidance(parts[0], parts[1], parts[2], guidance_scale, anchor_guidance_scale)
-        noise = None
-        if eta > 0:
-            noise = _noise(variance_noise, i, frame_major, f"variance noise of step {i}").to(device)
-            noise = noise.reshape(b, num_frames, channels, h, w).permute(0, 2, 1, 3, 4)
-        x, x0 = ddim_step(schedule, guided, t, x, steps, eta, noise)
+            return cfg(parts[0], parts[1], guidance_scale)
+        return text_anchor_guidance(parts[0], parts[1], parts[2], guidance_scale, anchor_guidance_scale)
+
+    def noise(i: int) -> torch.Tensor:
+        drawn = _noise(variance_noise, i, frame_major, f"variance noise of step {i}").to(device)
+        return drawn.reshape(b, num_frames, channels, h, w).permute(0, 2, 1, 3, 4)
+
+    def after(step: dict) -> None:
         if step_hook is not None:
-            step_hook(StepInfo(i, t, guided, x, x0))
-        on_step(i + 1, steps, LatentPreview(x0))
+            step_hook(StepInfo(step["i"], step["t"], step["output"], step["x"], step["denoised"]))
+        on_step(step["i"] + 1, steps, LatentPreview(step["denoised"]))
+
+    x = sample(guided_eps, x, schedule, steps, eta=eta, noise=noise, callback=after)
     return x
 
 

@@ -21,9 +21,8 @@ from ..errors import InputError
 from ..models.unet3d import UNet3D
 from ..official import INITIAL_CHUNK
 from ..progress import LatentPreview, ProgressCallback, no_progress
-from ..sampling.ddim import ddim_step
-from ..sampling.dpm_solver import dpm_solver_plan, modelscope_dpm_solver_schedule, sample_dpmpp_2m
 from ..sampling.guidance import cfg
+from ..sampling.registry import OFFICIAL_SAMPLERS, get_sampler
 from ..schedules.discrete import modelscope_t2v_schedule
 from .checks import CHUNK_FRAMES, LATENT_FACTOR, check_prompt, check_scale, check_seed, check_size, check_steps
 from .frames import unit_to_image
@@ -32,7 +31,7 @@ from ..models.operations import execution_device
 OFFICIAL_STEPS = INITIAL_CHUNK.steps
 OFFICIAL_GUIDANCE = INITIAL_CHUNK.guidance
 OFFICIAL_SIZE = INITIAL_CHUNK.size
-SAMPLERS = ("dpmpp_2m", "ddim")
+OFFICIAL_SAMPLER = OFFICIAL_SAMPLERS["initial_chunk"]
 
 
 def _check_text_model(st2v) -> None:
@@ -69,7 +68,7 @@ def generate_initial_chunk(
     height: int = OFFICIAL_SIZE,
     width: int = OFFICIAL_SIZE,
     frames: int = CHUNK_FRAMES,
-    sampler: str = "dpmpp_2m",
+    sampler: str = OFFICIAL_SAMPLER,
     eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
     init_noise: Optional[torch.Tensor] = None,
@@ -80,8 +79,9 @@ def generate_initial_chunk(
 
     unet: the stock ModelScope UNet3D (``checkpoints.modelscope``); st2v: the StreamingT2V model,
         whose text encoder and VAE are used.
-    sampler: "dpmpp_2m" (official: DPM-Solver++ 2M as the official scheduler config makes it) or
-        "ddim" (with ``eta``; its noise comes from the same generator after the initial draw).
+    sampler: a name in ``sampling.registry``: "dpmpp_2m" (official: DPM-Solver++ 2M as the official
+        scheduler config makes it) or "ddim" (with ``eta``; its noise comes from the same generator
+        after the initial draw).
     generator: CPU generator for every draw (default: seeded with ``seed``); init_noise: (1, 4, F,
         h, w) latents instead of the first draw.
     on_step(done, total, preview): after every step with the x0 estimate (``LatentPreview``); the
@@ -94,8 +94,7 @@ def generate_initial_chunk(
     guidance = check_scale("guidance", guidance)
     if not isinstance(frames, int) or frames < 1:
         raise InputError(f"frames must be a positive whole number, got {frames!r}")
-    if sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    sample = get_sampler(sampler)
     if check_scale("eta", eta) < 0:
         raise InputError(f"eta must be 0 or more, got {eta}")
     _check_text_model(st2v)
@@ -120,18 +119,14 @@ def generate_initial_chunk(
         uncond, cond = out.chunk(2)
         return cfg(uncond, cond, guidance)
 
-    def report(i: int, x0: torch.Tensor) -> None:
-        if i + 1 < steps:  # the last step is reported with the decoded frames
-            on_step(i + 1, steps, LatentPreview(x0))
+    def report(step: dict) -> None:
+        if step["i"] + 1 < steps:  # the last step is reported with the decoded frames
+            on_step(step["i"] + 1, steps, LatentPreview(step["denoised"]))
 
-    if sampler == "dpmpp_2m":
-        x = sample_dpmpp_2m(guided_eps, x, dpm_solver_plan(modelscope_dpm_solver_schedule(), steps), report)
-    else:
-        schedule = modelscope_t2v_schedule()
-        for i, t in enumerate(schedule.timesteps(steps).tolist()):
-            noise = torch.randn(shape, generator=generator, dtype=torch.float32).to(device) if eta > 0 else None
-            x, x0 = ddim_step(schedule, guided_eps(x, t), t, x, steps, eta, noise)
-            report(i, x0)
+    def noise(i: int) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
+
+    x = sample(guided_eps, x, modelscope_t2v_schedule(), steps, eta=eta, noise=noise, callback=report)
 
     video = unit_to_image(st2v.decode_latents(x)[0]).to(output_device)
     on_step(steps, steps, video.detach().cpu())

@@ -47,7 +47,7 @@ from ..models.sdvsr.denoiser import predict_v, reuse_cond_embedding
 from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, RAFT_DOWNSAMPLE, FlowEstimator, auto_tile_size
 from ..models.sdvsr.warp import flow_warp
 from ..progress import ProgressCallback, StepCounter
-from ..sampling.ddim import ddim_step
+from ..sampling.registry import OFFICIAL_SAMPLERS, get_sampler
 from ..state_files import load_safetensors, save_safetensors
 from ..tiny.sdvsr import build_random_sdvsr
 from ..validation import parse_flow_tile  # noqa: F401  (part of this module's API)
@@ -105,9 +105,11 @@ def denoise_and_decode(
     steps: int = NUM_STEPS,
     after_step: Optional[Callable[[int], None]] = None,
     record: Optional[Recorder] = None,
+    sampler: str = OFFICIAL_SAMPLERS["upscale"],
 ) -> torch.Tensor:
-    """Steps 3-5 for one frame: DDIM over the UNet (+ ARTG when ``warped_prev`` is given), then the
-    TPM decoder. ``lr`` (1,3,h,w) in [-1,1], ``noise`` (1,4,h,w). Returns the raw HR output, float32.
+    """Steps 3-5 for one frame: DDIM (``sampler``, a name in ``sampling.registry``) over the UNet (+
+    ARTG when ``warped_prev`` is given), then the TPM decoder. ``lr`` (1,3,h,w) in [-1,1], ``noise``
+    (1,4,h,w). Returns the raw HR output, float32.
 
     The latent and the DDIM arithmetic stay float32; UNet/ControlNet run in ``models.dtype``, the
     decoder in ``models.vae_dtype``.
@@ -118,17 +120,22 @@ def denoise_and_decode(
     lr_in = lr.to(device, dtype)
     cond = None if warped_prev is None else warped_prev.to(device, dtype)
     z = noise.to(device, torch.float32)
+    sample = get_sampler(sampler)
+
+    def model(latent: torch.Tensor, t: int) -> torch.Tensor:
+        timestep = torch.tensor(t, device=device, dtype=torch.int64)
+        x_in = torch.cat([latent.to(dtype), lr_in], dim=1)
+        return predict_v(models.unet, models.controlnet, x_in, timestep, embeds, cond, record).float()
+
+    def after(step: dict) -> None:
+        if record is not None:
+            record("vpred", step["output"])
+            record("latent", step["x"])
+        if after_step is not None:
+            after_step(step["i"])
+
     with reuse_cond_embedding(models.controlnet, cond) if cond is not None else contextlib.nullcontext():
-        for k, t in enumerate(schedule.timesteps(steps).tolist()):
-            sample = torch.cat([z.to(dtype), lr_in], dim=1)
-            timestep = torch.tensor(t, device=device, dtype=torch.int64)
-            v = predict_v(models.unet, models.controlnet, sample, timestep, embeds, cond, record).float()
-            z, _ = ddim_step(schedule, v, t, z, steps)
-            if record is not None:
-                record("vpred", v)
-                record("latent", z)
-            if after_step is not None:
-                after_step(k)
+        z = sample(model, z, schedule, steps, callback=after)
     vae_dtype = models.vae_dtype
     return models.vae.decode(z.to(vae_dtype), None if warped_prev is None else warped_prev.to(device, vae_dtype)).float()
 

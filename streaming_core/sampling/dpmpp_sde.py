@@ -15,7 +15,9 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# k-diffusion's inner shape: (x at EDM sigma, sigma) -> x0. sdedit.BlendedDenoiser builds one from the
+# pack's denoiser (sampling/denoiser.py) with the one x0 conversion.
+EDMDenoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseSource = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -108,7 +110,7 @@ def dpmpp_2m_sde_step(
 
 
 def sample_dpmpp_2m_sde(
-    denoise: Denoiser,
+    denoise: EDMDenoiser,
     x: torch.Tensor,
     sigmas: torch.Tensor,
     noise: Optional[NoiseSource] = None,

@@ -50,27 +50,16 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ..progress import ProgressCallback, StepCounter
-from ..schedules.prediction import PREDICTION_TYPES
+from ..schedules.prediction import PREDICTION_TYPES, to_x0
 from ..schedules.vp_sigmas import VPSigmaTable
 from ..seeds import derive_seed
 from .blend import BLEND_MODES, Window, chunk_windows, draw_offsets, fuse_hard_cut
+from .denoiser import Denoiser
 from .dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, ReplayNoise, sample_dpmpp_2m_sde
 
-# (x_vp chunk (B, C, f, h, w), integer timestep) -> network output (guided), same shape
-ChunkModel = Callable[[torch.Tensor, int], torch.Tensor]
+# (x_vp chunk (B, C, f, h, w), integer timestep) -> network output (guided): the pack's one denoiser shape
+ChunkModel = Denoiser
 SDE_NOISES = ("brownian", "gaussian")
-
-
-def to_x0(output: torch.Tensor, x_vp: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
-          prediction_type: str) -> torch.Tensor:
-    """Clean estimate from a VP-space network output at (alpha, sigma)."""
-    if prediction_type == "v":
-        return alpha * x_vp - sigma * output
-    if prediction_type == "epsilon":
-        return (x_vp - sigma * output) / alpha
-    if prediction_type == "sample":
-        return output
-    raise ValueError(f"unknown prediction type {prediction_type!r}; one of {PREDICTION_TYPES}")
 
 
 def paste_window(out: torch.Tensor, value: torch.Tensor, window: Window, offset: int) -> None:

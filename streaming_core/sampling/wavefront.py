@@ -34,7 +34,8 @@ import torch
 from .blend import BLEND_MODES, Window, chunk_windows, draw_offsets
 from .dpmpp_sde import dpmpp_2m_sde_step
 from .keyed_draws import INIT_PURPOSE, SDE_PURPOSE, blend_cut, frame_noise, sde_seed_of, slot_keys
-from .sdedit import PREDICTION_TYPES, ChunkModel, to_x0
+from .sdedit import ChunkModel
+from ..schedules.prediction import PREDICTION_TYPES, to_x0
 from ..schedules.vp_sigmas import VPSigmaTable
 
 # start frame -> clean latents (B, C, n, h, w) from that frame on, in order, any n per item

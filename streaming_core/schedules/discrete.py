@@ -9,11 +9,12 @@ bit for bit where they can.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
-from .prediction import PREDICTION_TYPES, prediction_type  # noqa: F401 (PREDICTION_TYPES: old import path)
+from .prediction import prediction_type
 
 
 def betas_for(num_train_timesteps: int, beta_start: float, beta_end: float, beta_schedule: str) -> torch.Tensor:
@@ -24,20 +25,28 @@ def betas_for(num_train_timesteps: int, beta_start: float, beta_end: float, beta
     raise ValueError(f"unknown beta_schedule {beta_schedule!r} (scaled_linear or linear)")
 
 
-def spaced_timesteps(num_train_timesteps: int, steps: int, spacing: str = "leading", steps_offset: int = 0) -> torch.Tensor:
-    """Descending int64 timesteps for ``steps`` sampling steps (diffusers' three spacings)."""
+def spaced_timesteps(num_train_timesteps: int, steps: int, spacing: str = "leading", steps_offset: int = 0, *,
+                     extra_slot: bool = False) -> torch.Tensor:
+    """Descending int64 timesteps for ``steps`` sampling steps (diffusers' three spacings).
+
+    ``extra_slot``: DPM-Solver's schedulers space ``steps + 1`` slots and drop the last ("leading",
+    "linspace"; "trailing" is the same for both), where DDIM's space ``steps``.
+    """
     if not 1 <= steps <= num_train_timesteps:
         raise ValueError(f"steps must be in 1..{num_train_timesteps}, got {steps}")
+    slots = steps + 1 if extra_slot else steps
     if spacing == "leading":
-        ratio = num_train_timesteps // steps
-        ts = (np.arange(0, steps) * ratio).round()[::-1].copy().astype(np.int64) + steps_offset
+        ratio = num_train_timesteps // slots
+        ts = (np.arange(0, slots) * ratio).round()[::-1].copy().astype(np.int64) + steps_offset
     elif spacing == "trailing":
         ratio = num_train_timesteps / steps
         ts = np.round(np.arange(num_train_timesteps, 0, -ratio)).astype(np.int64) - 1
     elif spacing == "linspace":
-        ts = np.linspace(0, num_train_timesteps - 1, steps).round()[::-1].copy().astype(np.int64)
+        ts = np.linspace(0, num_train_timesteps - 1, slots).round()[::-1].copy().astype(np.int64)
     else:
         raise ValueError(f"unknown timestep spacing {spacing!r} (leading, trailing or linspace)")
+    if slots > steps and spacing != "trailing":
+        ts = ts[:-1].copy()
     return torch.from_numpy(ts)
 
 
@@ -48,7 +57,9 @@ class DiscreteVPSchedule:
     alphas_cumprod: torch.Tensor  # float32, (num_train_timesteps,)
     prediction_type: str = "epsilon"
     set_alpha_to_one: bool = False
-    timestep_spacing: str = "leading"
+    # None: the config wrote none, so each sampler takes its scheduler's default (diffusers' DDIM
+    # "leading", DPM-Solver "linspace"): what ``from_config`` of one scheduler into another does
+    timestep_spacing: Optional[str] = None
     steps_offset: int = 0
 
     def __post_init__(self):
@@ -67,29 +78,27 @@ class DiscreteVPSchedule:
     def final_alpha_cumprod(self) -> torch.Tensor:
         return torch.tensor(1.0) if self.set_alpha_to_one else self.alphas_cumprod[0]
 
-    def timesteps(self, steps: int) -> torch.Tensor:
-        return spaced_timesteps(self.num_train_timesteps, steps, self.timestep_spacing, self.steps_offset)
+    def timesteps(self, steps: int, *, default_spacing: str = "leading", extra_slot: bool = False) -> torch.Tensor:
+        """``spaced_timesteps`` with this schedule's spacing, or the sampler's ``default_spacing`` where
+        the config wrote none (DDIM's "leading" unless told)."""
+        return spaced_timesteps(self.num_train_timesteps, steps, self.timestep_spacing or default_spacing,
+                                self.steps_offset, extra_slot=extra_slot)
 
     def alpha_at(self, t: int) -> torch.Tensor:
         """alphas_cumprod[t], or the final alpha for t < 0 (the step after the last)."""
         return self.alphas_cumprod[t] if t >= 0 else self.final_alpha_cumprod
 
-    def x0_and_eps(self, model_output: torch.Tensor, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clean sample and the noise implied by a network output at timestep ``t``."""
+    def alpha_sigma_at(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """VP (alpha, sigma) = (sqrt(alphas_cumprod[t]), sqrt(1 - alphas_cumprod[t])), for
+        ``schedules.prediction.to_x0``/``to_eps``; t < 0 is the step after the last."""
         a = self.alpha_at(t)
-        sa, s1a = a**0.5, (1 - a) ** 0.5
-        if self.prediction_type == "epsilon":
-            return (x - s1a * model_output) / sa, model_output
-        if self.prediction_type == "v":
-            return sa * x - s1a * model_output, sa * model_output + s1a * x
-        if self.prediction_type == "sample":
-            return model_output, (x - sa * model_output) / s1a
-        raise AssertionError(self.prediction_type)  # checked in __post_init__
+        return a**0.5, (1 - a) ** 0.5
 
 
 def modelscope_t2v_schedule() -> DiscreteVPSchedule:
-    """DDIM config of damo-vilab/text-to-video-ms-1.7b (spec §1.3): 981, 961, ..., 1 for 50 steps."""
+    """DDIM config of damo-vilab/text-to-video-ms-1.7b (spec §1.3). It writes no timestep spacing:
+    DDIM runs 981, 961, ..., 1 for 50 steps ("leading"), DPM-Solver 999, 979, ..., 20 ("linspace")."""
     return DiscreteVPSchedule.from_betas(
         1000, 0.00085, 0.012, "scaled_linear",
-        prediction_type="epsilon", set_alpha_to_one=False, timestep_spacing="leading", steps_offset=1,
+        prediction_type="epsilon", set_alpha_to_one=False, timestep_spacing=None, steps_offset=1,
     )
