@@ -55,7 +55,6 @@ def test_trajectory_equals_diffusers(steps):
     x_ref = torch.randn(1, 4, 3, 5, 6, generator=gen)
     s = official_scheduler()
     s.set_timesteps(steps)
-    plan = dpm_solver_plan(modelscope_t2v_schedule(), steps)
 
     x = x_ref.clone()
     for t in s.timesteps.tolist():  # the diffusers pipeline's loop: (B, C, F, h, w) -> frame-major step
