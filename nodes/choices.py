@@ -1,21 +1,19 @@
 """What the loaders' dropdowns offer, and how a picked name becomes a path.
 
 A model is a file or a folder (a diffusers layout, Stream-DiffVSR's hub folder), so each dropdown
-lists the folders that hold such a model first, then the weight files. Which folders qualify is
-asked of the core's loaders (the same rules loading applies), so the menus never offer a folder
-the loader would reject for its layout.
+lists the folders that hold such a model first, then the weight files. Which folders qualify, and
+which file names belong to a model, is asked of the core's layout table (``checkpoints/layouts.py``,
+the detectors loading applies), so the menus never offer a folder the loader would reject for its
+layout, and a new layout appears in them by its row alone.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from ..streaming_core.checkpoints.enhancer import MSVID2VID_FILES
-from ..streaming_core.checkpoints.modelscope import find_unet_file
-from ..streaming_core.checkpoints.vidxtend import is_vidxtend_folder
-from ..streaming_core.errors import CheckpointError
+from ..streaming_core.checkpoints.layouts import file_name_hints, flat_name, folder_serves, with_role
 from . import host
 
 ST2V = "streamingt2v"
@@ -26,20 +24,15 @@ NONE = "none"
 AUTO = "auto"
 
 
-def _folders(kind: str, accept: Callable[[Path], bool]) -> list[str]:
-    return [name for name in host.list_subfolders(kind) if accept(Path(host.subfolder_path(kind, name)))]
+def _folders(kind: str, role: str) -> list[str]:
+    """The subfolders of ``kind`` that the layout table says can be given as ``role``."""
+    return [name for name in host.list_subfolders(kind) if folder_serves(host.subfolder_path(kind, name), role)]
 
 
-def _holds_unet(folder: Path) -> bool:
-    try:
-        find_unet_file(folder)
-        return True
-    except CheckpointError:
-        return False
-
-
-def _is_diffusers_enhancer(folder: Path) -> bool:
-    return all((folder / part).is_dir() for part in ("unet", "text_encoder", "vae"))
+def _named_files(kind: str, role: str) -> list[str]:
+    """The files of ``kind`` (at any depth) named as a file layout of ``role`` is named."""
+    names = {name for row in with_role(role, kind="file") for name in row.file_names}
+    return [f for f in host.list_files(kind) if f.rsplit("/", 1)[-1] in names]
 
 
 def _path(kind: str, name: str) -> str:
@@ -53,15 +46,15 @@ def _path(kind: str, name: str) -> str:
 def _is_st2v_file_name(name: str) -> bool:
     """A StreamingT2V file by its name (models/checkpoints/ holds every other checkpoint too, and reading
     each one's header to tell would slow every menu): streaming_t2v.ckpt and conversions, vidxtend files."""
-    flat = name.lower().replace("-", "_").replace(" ", "_")
-    return any(hint in flat for hint in ("streaming_t2v", "streamingt2v", "vidxtend"))
+    flat = flat_name(name)
+    return any(hint in flat for hint in file_name_hints("streamingt2v"))
 
 
 def st2v_models() -> list[str]:
     """VidXTend folders, then every weight file (streaming_t2v.ckpt, its safetensors, vidxtend.fp16...), then
     StreamingT2V files in ComfyUI's checkpoints folder (where users of the older port keep them), as 'checkpoints/<name>'."""
     in_checkpoints = [f"{CHECKPOINTS}/{n}" for n in host.list_files(CHECKPOINTS) if _is_st2v_file_name(n)]
-    return _folders(ST2V, is_vidxtend_folder) + host.list_files(ST2V) + in_checkpoints
+    return _folders(ST2V, "streamingt2v") + host.list_files(ST2V) + in_checkpoints
 
 
 def st2v_model_path(name: str) -> str:
@@ -93,7 +86,7 @@ def image_encoder_path(name: str) -> Optional[str]:
 # -- ModelScope first-chunk UNet -----------------------------------------------------------------
 def base_models() -> list[str]:
     """Folders holding a ModelScope-style UNet (text-to-video-ms-1.7b, zeroscope_v2_576w), then files."""
-    folders = _folders(ST2V, _holds_unet)
+    folders = _folders(ST2V, "first_chunk")
     loose = [f for f in host.list_files(ST2V) if not any(f.startswith(d + "/") for d in folders)]
     return folders + loose
 
@@ -106,9 +99,7 @@ def base_model_path(name: str) -> str:
 def enhancers() -> list[str]:
     """MS-Vid2Vid-XL's UNet file wherever it lies (its two companions sit beside it), then diffusers
     UNet3D folders with a text encoder and a VAE (zeroscope_v2_XL)."""
-    unet = MSVID2VID_FILES["unet"]
-    ms = [f for f in host.list_files(ST2V) if f == unet or f.endswith("/" + unet)]
-    return ms + _folders(ST2V, _is_diffusers_enhancer)
+    return _named_files(ST2V, "enhancer.unet") + _folders(ST2V, "enhancer")
 
 
 def enhancer_path(name: str) -> str:
@@ -119,7 +110,7 @@ def enhancer_path(name: str) -> str:
 
 # -- Stream-DiffVSR ------------------------------------------------------------------------------
 def sdvsr_models() -> list[str]:
-    return host.list_subfolders(SDVSR, marker="unet")
+    return _folders(SDVSR, "upscaler")
 
 
 def sdvsr_model_path(name: str) -> str:

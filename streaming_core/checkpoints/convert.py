@@ -18,7 +18,8 @@ import torch
 from .. import validation
 from ..errors import CheckpointError, InputError
 from .files import atomic_path, check_exists, load_state_dict
-from .st2v import FORMAT_METADATA, detect_layout
+from .layouts import detect_file_layout
+from .st2v import FORMAT_METADATA
 
 _DTYPE_NAMES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -77,7 +78,7 @@ def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, dtype
     if dst.exists() and not overwrite:
         raise InputError(f"output {dst} already exists: choose another name or pass --force to replace it.")
     sd = load_state_dict(src)
-    layout = detect_layout(sd)
+    layout = detect_file_layout(sd)
     metadata = {"source": src.name, "converted_by": "streaming_core convert"}
     if layout == "streamingt2v":
         metadata.update(FORMAT_METADATA)

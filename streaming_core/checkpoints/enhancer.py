@@ -1,8 +1,9 @@
 """Find and load an enhancer from the files a user gives: MS-Vid2Vid-XL's three files, or a diffusers
 UNet3D (zeroscope_v2_XL) folder or its parts.
 
-Every file is recognised by its tensor names, not its file name, so renamed files work and a wrong
-file gets an error saying what it is and what was expected. Facts used (spec §6): MS-Vid2Vid-XL is
+Every file is recognised by its tensor names, not its file name (the layout table, ``layouts.py``,
+says which layouts fill which part), so renamed files work and a wrong file gets an error saying what
+it is and what was expected. Facts used (spec §6): MS-Vid2Vid-XL is
 v-prediction on its logsnr-cosine-interp schedule at 1280x720 with guidance rescale 0.2; the
 diffusers UNet3D family (ModelScope, zeroscope) is epsilon-prediction on scaled_linear
 0.00085..0.012 over 1000 steps (a ``scheduler/scheduler_config.json`` next to the UNet overrides
@@ -30,11 +31,11 @@ from ..schedules.prediction import prediction_type
 from ..schedules.vp_sigmas import VPSigmaTable
 from .components import load_component
 from .files import WEIGHT_SUFFIXES, load_state_dict, read_safetensors_header
+from .layouts import MSVID2VID_FILES, check_unet3d_kind, describe, detect_file_layout, has_role, short
 from .ldm_vae import LDM_PREFIX, ldm_to_diffusers
-from .msvid2vid import UNET_FILE, build_unet_from_official
+from .msvid2vid import build_unet_from_official
 from .open_clip_text import open_clip_to_hf_text
 
-MSVID2VID_FILES = {"unet": UNET_FILE, "text": "open_clip_pytorch_model.bin", "vae": "v2-1_512-ema-pruned.ckpt"}
 DIFFUSERS_PARTS = {"unet": ("unet",), "text": ("text_encoder",), "vae": ("vae",)}
 DIFFUSERS_NAMES = ("diffusion_pytorch_model.safetensors", "model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                    "model.fp16.safetensors", "diffusion_pytorch_model.bin", "pytorch_model.bin")
@@ -43,46 +44,14 @@ ZEROSCOPE_RESOLUTION = NativeResolution(1024, 576, pad=True)
 UNET3D_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                        prediction_type="epsilon")
 
-# what a file holds, from its tensor names
-ROLE_TEXT = {
-    "msvid2vid_unet": "the MS-Vid2Vid-XL UNet",
-    "unet3d": "a diffusers UNet3D (ModelScope / zeroscope layout)",
-    "open_clip": "open_clip text encoder weights",
-    "hf_clip_text": "a CLIP text encoder (transformers layout)",
-    "sd_checkpoint": "a Stable Diffusion checkpoint (its VAE is used)",
-    "ldm_vae": "an autoencoder in the LDM layout",
-    "diffusers_vae": "a diffusers AutoencoderKL",
-    "streamingt2v": "the StreamingT2V checkpoint (the extension model, not an enhancer)",
-    "unknown": "not a file this pack knows",
-}
-
-
-def classify(keys) -> str:
-    keys = set(keys)
-    has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
-    if "input_blocks.0.0.weight" in keys and has("input_blocks.1.0.temopral_conv."):
-        return "msvid2vid_unet"
-    if has("base_model.") or has("controlnet.") or has("cross_attention_merger_") or has("unet.cross_attention_merger_"):
-        return "streamingt2v"
-    if "conv_in.weight" in keys and "transformer_in.proj_in.weight" in keys:
-        return "unet3d"
-    if "token_embedding.weight" in keys and "transformer.resblocks.0.attn.in_proj_weight" in keys:
-        return "open_clip"
-    if "text_model.embeddings.token_embedding.weight" in keys:
-        return "hf_clip_text"
-    if has(LDM_PREFIX + "encoder."):
-        return "sd_checkpoint"
-    if "encoder.down.0.block.0.conv1.weight" in keys:
-        return "ldm_vae"
-    if "encoder.conv_in.weight" in keys and "decoder.conv_in.weight" in keys:
-        return "diffusers_vae"
-    return "unknown"
+# the enhancer's parts: the layout-table role each one is picked by
+PART_ROLES = {"UNet": "enhancer.unet", "text encoder": "enhancer.text_encoder", "VAE": "enhancer.vae"}
 
 
 @dataclass
 class _File:
     path: Path
-    role: str
+    layout: str  # a ``layouts.LAYOUTS`` name
     sd: Optional[Mapping[str, torch.Tensor]] = None  # kept when reading the keys meant loading the file
 
     def state_dict(self) -> Mapping[str, torch.Tensor]:
@@ -93,9 +62,9 @@ class _File:
 
 def _inspect(path: Path) -> _File:
     if path.suffix.lower() in (".safetensors", ".sft"):
-        return _File(path, classify(read_safetensors_header(path).keys()))
+        return _File(path, detect_file_layout(read_safetensors_header(path).keys()))
     sd = load_state_dict(path)  # pickles are memory-mapped: reading keys costs little
-    return _File(path, classify(sd.keys()), sd)
+    return _File(path, detect_file_layout(sd), sd)
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -136,12 +105,12 @@ NEEDS = (
 )
 
 
-def _pick(found: list[_File], roles: tuple[str, ...], part: str) -> _File:
-    matches = [f for f in found if f.role in roles]
+def _pick(found: list[_File], part: str) -> _File:
+    matches = [f for f in found if has_role(f.layout, PART_ROLES[part])]
     if len(matches) > 1:
         raise CheckpointError(f"several files could be the {part}: {', '.join(str(f.path) for f in matches)}. Give one.")
     if not matches:
-        given = "; ".join(f"{f.path.name}: {ROLE_TEXT[f.role]}" for f in found)
+        given = "; ".join(f"{f.path.name}: {short(f.layout)}" for f in found)
         raise CheckpointError(f"no {part} among the given files ({given}): {NEEDS}.")
     return matches[0]
 
@@ -159,25 +128,25 @@ def find_enhancer_files(paths: Sequence[str | os.PathLike]) -> EnhancerFiles:
     files, scheduler = _expand(paths)
     found = [_inspect(p) for p in files]
     for f in found:
-        if f.role == "streamingt2v":
-            raise CheckpointError(f"{f.path} is {ROLE_TEXT['streamingt2v']}: {NEEDS}.")
-        if f.role == "unknown":
-            raise CheckpointError(f"{f.path} is {ROLE_TEXT['unknown']} (no MS-Vid2Vid-XL, UNet3D, CLIP text or VAE "
+        if f.layout == "unknown":
+            raise CheckpointError(f"{f.path} is not a file this pack knows (no MS-Vid2Vid-XL, UNet3D, CLIP text or VAE "
                                   f"tensor names): {NEEDS}.")
-    unet = _pick(found, ("msvid2vid_unet", "unet3d"), "UNet")
-    text = _pick(found, ("open_clip", "hf_clip_text"), "text encoder")
-    vae = _pick(found, ("sd_checkpoint", "ldm_vae", "diffusers_vae"), "VAE")
+        if not any(has_role(f.layout, role) for role in PART_ROLES.values()):
+            raise CheckpointError(f"{f.path} is {describe(f.layout)}, not a part of an enhancer: {NEEDS}.")
+    unet = _pick(found, "UNet")
+    text = _pick(found, "text encoder")
+    vae = _pick(found, "VAE")
     extra = [f for f in found if f not in (unet, text, vae)]
     if extra:
         raise CheckpointError(f"unused files among the enhancer files: {', '.join(str(f.path) for f in extra)}.")
-    kind = "ms_vid2vid_xl" if unet.role == "msvid2vid_unet" else "diffusers_unet3d"
+    kind = "ms_vid2vid_xl" if unet.layout == "msvid2vid_unet" else "diffusers_unet3d"
     return EnhancerFiles(kind, unet, text, vae, scheduler)
 
 
 # -- component builders ---------------------------------------------------------------------------------
 def _text_encoder(f: _File, dtype, device):
     sd = f.state_dict()
-    if f.role == "open_clip":
+    if f.layout == "open_clip":
         try:
             sd = open_clip_to_hf_text(sd, skip_last_layers=1)  # MS-Vid2Vid-XL: penultimate layer + ln_final
         except (KeyError, ValueError) as exc:
@@ -192,9 +161,9 @@ def _text_encoder(f: _File, dtype, device):
 def _vae(f: _File, dtype, device):
     sd = f.state_dict()
     try:
-        if f.role == "sd_checkpoint":
+        if f.layout == "sd_checkpoint":
             sd = ldm_to_diffusers(sd, LDM_PREFIX)
-        elif f.role == "ldm_vae":
+        elif f.layout == "ldm_vae":
             sd = ldm_to_diffusers(sd, "")
     except (KeyError, ValueError) as exc:  # ValueError: no decoder.up.* levels at all
         raise CheckpointError(f"{f.path}: its autoencoder tensors do not form an SD VAE ({exc}).") from exc
@@ -211,8 +180,7 @@ def _unet3d(f: _File, dtype, device) -> UNet3D:
 
     def build(s):
         config = UNet3DConfig.from_state_dict(s)
-        if config.apm or config.cam_mergers:
-            raise ValueError("it has StreamingT2V's APM/CAM layers: that is the extension model, not an enhancer")
+        check_unet3d_kind(config, "modelscope_unet")  # StreamingT2V's denoiser is the extension model
         return UNet3D(config)
 
     return load_component(sd, "", build, what="UNet3D", dtype=dtype, device=device, source=str(f.path))

@@ -18,10 +18,9 @@ from ..errors import CheckpointError
 from ..state_files import check_exists
 from .files import (SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, TensorIndex, TensorInfo, part_weight_files,  # noqa: F401
                     read_tensor_infos)
-from .folder_layout import detect_folder_layout
 from .image_encoder import KNOWN_TOWERS
-from .layouts import LAYOUTS, Layout, detect_file_layout, hf_vision_prefix, open_clip_visual_prefix, top_level_names
-from .sdvsr import RAFT_FILE_NAME
+from .layouts import (LAYOUTS, Layout, detect_file_layout, detect_folder_layout, has_role, hf_vision_prefix,
+                      open_clip_visual_prefix, top_level_names)
 
 _BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
 
@@ -202,19 +201,19 @@ def inspect_file(path: str | os.PathLike) -> Inspection:
     index = read_tensor_infos(path)
     tensors = index.tensors
     layout = detect_file_layout(tensors)
-    parts = _group(tensors, LAYOUTS[layout].components, keep_empty=layout in ("streamingt2v", "vidxtend"))
+    row = LAYOUTS[layout]
+    parts = _group(tensors, row.components, keep_empty=row.complete)
     result = Inspection(index.path, layout, parts, lazy=index.lazy)
     if layout == "streamingt2v" and index.path.suffix.lower() in SAFETENSORS_SUFFIXES:
         source = index.metadata.get("source")
         result.notes.append("this pack's safetensors form of the official checkpoint"
                             + (f" (converted from {source})" if source else ""))
-    if layout == "vidxtend":
-        result.notes.append("VidXTend has no image encoder: give one as image_encoder (a ViT-H/14 clip_vision "
-                            "file, open_clip_pytorch_model.bin, or the official checkpoint)")
-    if layout in ("streamingt2v", "vidxtend"):
+    if row.note:
+        result.notes.append(row.note)
+    if row.complete:
         result.notes += [f"MISSING: {c.label} ({c.where}*)" for c in result.components
                          if c.tensors == 0]
-    note = _tower_note(tensors) if layout in ("streamingt2v", "open_clip", "clip_vision") else None
+    note = _tower_note(tensors) if has_role(layout, "streamingt2v.image_encoder") else None
     if note:
         result.notes.append(note)
     if layout == "unknown":
@@ -228,14 +227,15 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _inspect_subfolders(folder: Path, layout: str) -> Inspection:
+    row = LAYOUTS[layout]
     result = Inspection(folder, layout)
-    for label, where in LAYOUTS[layout].components:
+    for label, where in row.components:
         part = where.rstrip("./")
         comp = Component(label, part + "/")
         try:
             files = part_weight_files(folder, part, hint="")
         except CheckpointError as exc:
-            if layout in ("vidxtend_folders", "sdvsr_folder"):  # every part is needed
+            if row.complete:  # every part is needed
                 result.notes.append(f"MISSING: {label} ({exc})")
                 result.components.append(comp)
             continue
@@ -246,9 +246,13 @@ def _inspect_subfolders(folder: Path, layout: str) -> Inspection:
             for info in index.tensors.values():
                 comp.add(info)
         result.components.append(comp)
-    if layout == "vidxtend_folders":
-        result.notes.append("VidXTend has no image encoder: give one as image_encoder (a ViT-H/14 clip_vision "
-                            "file, open_clip_pytorch_model.bin, or the official checkpoint)")
+    if row.note:
+        result.notes.append(row.note)
+    for companion in row.companions:  # e.g. Stream-DiffVSR's RAFT file, in the folder or beside it
+        for name in LAYOUTS[companion].file_names:
+            found = next((p for p in (folder / name, folder.parent / name) if p.is_file()), None)
+            if found is not None:
+                result.files.append(inspect_file(found))
     return result
 
 
@@ -260,15 +264,8 @@ def inspect_path(path: str | os.PathLike) -> Inspection:
     if not path.is_dir():
         return inspect_file(path)
     layout = detect_folder_layout(path)
-    if layout in _MODEL_FOLDERS:
-        result = _inspect_subfolders(path, layout)
-        if layout == "sdvsr_folder":
-            raft = path / RAFT_FILE_NAME
-            if not raft.is_file():
-                raft = path.parent / RAFT_FILE_NAME
-            if raft.is_file():
-                result.files.append(inspect_file(raft))
-        return result
+    if layout in _model_folders():
+        return _inspect_subfolders(path, layout)
     files = _weight_files(path)
     if not files:
         subfolders = _model_subfolders(path)
@@ -280,7 +277,9 @@ def inspect_path(path: str | os.PathLike) -> Inspection:
                       subfolders=_model_subfolders(path))
 
 
-_MODEL_FOLDERS = ("vidxtend_folders", "sdvsr_folder", "modelscope_folder")  # one model in subfolders
+def _model_folders() -> tuple[str, ...]:
+    """The folder layouts that are one model in subfolders (their components are subfolders)."""
+    return tuple(row.name for row in LAYOUTS.values() if row.kind == "folder" and row.components)
 
 
 def _model_subfolders(root: Path) -> dict[str, str]:
@@ -289,12 +288,12 @@ def _model_subfolders(root: Path) -> dict[str, str]:
     found = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         layout = detect_folder_layout(sub)
-        if layout in _MODEL_FOLDERS:
+        if layout in _model_folders():
             found[sub.name + "/"] = LAYOUTS[layout].title
             continue
         loose = [p.name for p in _weight_files(sub)]
-        models = [f"{p.name}/ ({LAYOUTS[kind].title.split(' (')[0]})" for p in sorted(sub.iterdir())
-                  if p.is_dir() and (kind := detect_folder_layout(p)) in _MODEL_FOLDERS]
+        models = [f"{p.name}/ ({LAYOUTS[kind].short})" for p in sorted(sub.iterdir())
+                  if p.is_dir() and (kind := detect_folder_layout(p)) in _model_folders()]
         deeper = sum(1 for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
         parts = ([f"{len(loose)} weight file{'s' if len(loose) != 1 else ''}: {', '.join(loose)}"] if loose else [])
         parts += [f"model folder{'s' if len(models) != 1 else ''} {', '.join(models)}"] if models else []

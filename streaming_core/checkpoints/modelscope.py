@@ -22,7 +22,7 @@ from ..errors import CheckpointError
 from ..models.unet3d import UNet3D, UNet3DConfig
 from .components import load_component
 from .files import WEIGHT_SUFFIXES, load_state_dict
-from .st2v import detect_layout  # the StreamingT2V loader owns the layout rules of its own files
+from .layouts import LAYOUTS, check_unet3d_kind, detect_file_layout, has_role, top_level_names
 
 # diffusers file names, preferred first (fp16 variant last: same weights, half the bytes)
 UNET_FILE_NAMES = tuple(
@@ -30,8 +30,8 @@ UNET_FILE_NAMES = tuple(
     for variant in ("", ".fp16")
     for suffix in (".safetensors", ".bin")
 )
-# folder names under <models>/streamingt2v/ where the first-chunk model is looked for
-BASE_FOLDER_NAMES = ("text-to-video-ms-1.7b", "zeroscope_v2_576w")
+# folder names under <models>/streamingt2v/ where the first-chunk model is looked for (the layout table's)
+BASE_FOLDER_NAMES = LAYOUTS["modelscope_folder"].file_names
 WHAT = "first-chunk ModelScope UNet"
 
 
@@ -57,8 +57,8 @@ def find_unet_file(path: str | os.PathLike) -> Path:
 
 def _unet_prefix(sd: Mapping[str, torch.Tensor], source: str) -> str:
     """'' for a diffusers UNet file, 'unet.' for a pipeline saved as one file; clear errors otherwise."""
-    layout = detect_layout(sd)
-    if layout in ("streamingt2v", "vidxtend", "streamingt2v_denoiser"):
+    layout = detect_file_layout(sd)
+    if has_role(layout, "streamingt2v") or layout == "streamingt2v_denoiser":
         raise CheckpointError(
             f"{source} is a StreamingT2V checkpoint (it has the CAM/APM tensors), not the stock ModelScope UNet. "
             f"The first chunk needs the stock text-to-video-ms-1.7b UNet "
@@ -72,16 +72,14 @@ def _unet_prefix(sd: Mapping[str, torch.Tensor], source: str) -> str:
         raise CheckpointError(
             f"{source} has the original ModelScope key layout (input_blocks.*), not diffusers' UNet3D layout. "
             f"Use the diffusers release text-to-video-ms-1.7b (unet/diffusion_pytorch_model.safetensors).")
-    top = sorted({k.split(".", 1)[0] for k in sd})[:8]
     raise CheckpointError(
         f"{source} is not a ModelScope text-to-video UNet: it lacks conv_in/down_blocks/up_blocks tensors "
-        f"(top-level names found: {', '.join(top)}). Give the text-to-video-ms-1.7b unet file.")
+        f"(top-level names found: {top_level_names(sd, limit=8)}). Give the text-to-video-ms-1.7b unet file.")
 
 
 def _build_stock_unet(sd: Mapping[str, torch.Tensor]) -> UNet3D:
     config = UNet3DConfig.from_state_dict(sd)
-    if config.apm or config.cam_mergers:
-        raise ValueError("it has APM mixers or CAM mergers: a StreamingT2V denoiser, not the stock UNet")
+    check_unet3d_kind(config, "modelscope_unet")
     return UNet3D(config)
 
 

@@ -22,8 +22,8 @@ from ..models.unet3d import TRANSFORMER_IN_HEADS, UNet3DConfig
 from .components import load_component
 from .files import load_state_dict
 from .key_report import KeyReport, compare_shapes
+from .layouts import MSVID2VID_UNET_FILE as UNET_FILE, describe, detect_file_layout
 
-UNET_FILE = "non_ema_0035000.pth"
 # official ResBlock part -> ours (ResnetBlock2D)
 _RESNET_PARTS = {
     "in_layers.0": "norm1",
@@ -154,22 +154,12 @@ def config_from_official(sd: Mapping[str, torch.Tensor], transformer_in_heads: i
     return msvid2vid_config(config, transformer_in_heads)
 
 
-def _looks_like(sd: Mapping[str, torch.Tensor]) -> str:
-    keys = sd.keys()
-    if any(k.startswith("first_stage_model.") for k in keys):
-        return "a Stable Diffusion checkpoint (v2-1_512-ema-pruned.ckpt: the enhancer's VAE file)"
-    if "token_embedding.weight" in keys or "visual.conv1.weight" in keys:
-        return "open_clip weights (open_clip_pytorch_model.bin: the enhancer's text encoder file)"
-    if "conv_in.weight" in keys and "transformer_in.proj_in.weight" in keys:
-        return "a diffusers UNet3D (ModelScope / zeroscope layout), not MS-Vid2Vid-XL's"
-    return "not a UNet this pack knows"
-
-
 def build_unet_from_official(sd: Mapping[str, torch.Tensor], *, transformer_in_heads: int = TRANSFORMER_IN_HEADS,
                              dtype: Optional[torch.dtype] = None, device="cpu", source: str = UNET_FILE) -> MSVid2VidUNet:
     """Our UNet holding the official tensors (no copy on the meta-build path)."""
     if "input_blocks.0.0.weight" not in sd:
-        raise CheckpointError(f"{source} is not the MS-Vid2Vid-XL UNet ({UNET_FILE}): it looks like {_looks_like(sd)}.")
+        raise CheckpointError(f"{source} is not the MS-Vid2Vid-XL UNet ({UNET_FILE}): it looks like "
+                              f"{describe(detect_file_layout(sd))}.")
     try:
         ours = official_to_ours(sd)
         config = config_from_official(sd, transformer_in_heads, converted=ours)

@@ -28,12 +28,12 @@ from torch import nn
 from ..errors import CheckpointError
 from . import files
 from .key_report import KeyReport, compare_shapes
+from .layouts import RAFT_FILE_NAME
 from .sdvsr_configs import controlnet_config, text_encoder_config, unet_config
 
 log = logging.getLogger("streaming_core.sdvsr")
 
 HUB_REPO = "Jamichsu/Stream-DiffVSR"
-RAFT_FILE_NAME = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"
 RAFT_URL = f"https://download.pytorch.org/models/{RAFT_FILE_NAME}"
 REQUIRED_PARTS = ("unet", "controlnet", "vae", "text_encoder")
 PART_WHAT = {

@@ -33,7 +33,7 @@ from .components import load_component, meta_parameters, sub_state_dict
 from .files import load_state_dict, save_safetensors
 from .image_encoder import MISSING_HELP, check_embedding_width, load_image_encoder
 from .key_report import KeyReport, compare_shapes
-from .layouts import describe, detect_file_layout, top_level_names
+from .layouts import check_unet3d_kind, describe, detect_file_layout, has_role, top_level_names
 
 FORMAT_METADATA = {"format": "streamingt2v", "layout": "official"}
 ALL_COMPONENTS = tuple(OFFICIAL_PREFIXES)  # unet, cam, resampler, image_encoder, text_encoder, vae
@@ -53,8 +53,7 @@ IMAGE_ENCODER_IGNORED = tuple("model." + k for k in OPEN_CLIP_TEXT_LEFTOVERS)
 # -- builders: config from the shapes of one component's tensors (prefix already removed) ----------
 def build_denoiser(sd: Mapping[str, torch.Tensor]) -> UNet3D:
     config = UNet3DConfig.from_state_dict(sd)
-    if not (config.apm and config.cam_mergers):
-        raise ValueError("it has no APM mixers or no CAM mergers: a stock ModelScope UNet, not StreamingT2V's")
+    check_unet3d_kind(config, "streamingt2v_denoiser")
     return UNet3D(config)
 
 
@@ -108,15 +107,9 @@ def config_of(modules: Mapping[str, torch.nn.Module]) -> StreamingT2VConfig:
     )
 
 
-# -- layout detection and clear errors --------------------------------------------------------------
-def detect_layout(sd: Mapping[str, torch.Tensor]) -> str:
-    """The ``layouts.LAYOUTS`` name of a state dict: 'streamingt2v' (official prefixes), 'vidxtend',
-    'modelscope_unet', 'streamingt2v_denoiser', 'open_clip', 'clip_vision', ... or 'unknown'."""
-    return detect_file_layout(sd)
-
-
+# -- clear errors for files of another layout --------------------------------------------------------------
 def _layout_error(layout: str, source: str, sd: Mapping[str, torch.Tensor]) -> Optional[CheckpointError]:
-    if layout in ("streamingt2v", "vidxtend"):
+    if has_role(layout, "streamingt2v"):
         return None
     if layout == "modelscope_unet":
         return CheckpointError(
@@ -128,7 +121,7 @@ def _layout_error(layout: str, source: str, sd: Mapping[str, torch.Tensor]) -> O
         return CheckpointError(
             f"{source} holds only a StreamingT2V denoiser without its 'base_model.' prefix; the CAM encoder, "
             f"resampler and the other parts are missing. Use the full streaming_t2v.ckpt.")
-    if layout in ("open_clip", "clip_vision"):
+    if has_role(layout, "streamingt2v.image_encoder"):
         return CheckpointError(
             f"{source} looks like {describe(layout)}: an image encoder, not a StreamingT2V model. Give it as "
             f"image_encoder, and streaming_t2v.ckpt or vidxtend.fp16.safetensors as the StreamingT2V model.")
@@ -180,7 +173,7 @@ def build_streamingt2v(
     if unknown:
         raise ValueError(f"unknown StreamingT2V components {sorted(unknown)}; known: {ALL_COMPONENTS}")
     components = tuple(dict.fromkeys(("unet", "cam", "resampler") + tuple(components)))
-    layout = detect_layout(sd)
+    layout = detect_file_layout(sd)
     error = _layout_error(layout, source, sd)
     if error is not None:
         raise error

@@ -23,8 +23,7 @@ import torch
 from ..errors import CheckpointError
 from ..state_files import save_safetensors
 from .files import load_state_dicts, part_weight_files
-from .folder_layout import detect_folder_layout, is_vidxtend_folder  # noqa: F401 (is_vidxtend_folder: loaders' API)
-from .layouts import describe
+from .layouts import describe, detect_folder_layout, is_vidxtend_folder
 
 HUB_REPO = "benjamin-paine/vidxtend"
 FETCH_HINT = f"download its .safetensors file from {HUB_REPO}"

@@ -5,8 +5,9 @@ every chunk a resume state is saved next to the output (``OUT.mp4.state/``); an 
 continues with ``--resume OUT.mp4.state`` to exactly the video an uninterrupted run writes. The state
 is deleted after a finished run unless ``--keep-state``.
 
-Without ``--st2v``/``--base`` the weights are looked for under ``--models-dir`` (default ./models):
-``streamingt2v/streaming_t2v.ckpt`` (or ``.safetensors``, or the same names under ``checkpoints/``) and the ModelScope folder
+Without ``--st2v``/``--base`` the weights are looked for under ``--models-dir`` (default ./models), at
+the places the layout table (``checkpoints/layouts.py``) names: ``streamingt2v/streaming_t2v.ckpt`` (or
+``.safetensors``, VidXTend's files, or the same names under ``checkpoints/``) and the ModelScope folder
 ``streamingt2v/text-to-video-ms-1.7b/`` (or ``zeroscope_v2_576w/``, or ``streamingt2v/unet/``). When
 no weights exist at all, it says so loudly and runs the tiny-model demo instead.
 """
@@ -23,9 +24,9 @@ import torch
 
 from .. import validation
 from ..checkpoints.inspect import inspect_path
-from ..checkpoints.modelscope import BASE_FOLDER_NAMES, find_unet_file, load_modelscope_unet
+from ..checkpoints.layouts import discover, has_role, known_places
+from ..checkpoints.modelscope import find_unet_file, load_modelscope_unet
 from ..checkpoints.st2v import load_streamingt2v
-from ..checkpoints.vidxtend import is_vidxtend_folder
 from ..errors import CheckpointError, InputError
 from ..official import EXTENSION, INITIAL_CHUNK
 from ..pipelines.checks import CHUNK_FRAMES, check_size
@@ -43,11 +44,6 @@ DEMO_PROMPT = "a red panda climbing a tree, pipeline demo"
 BANNER = ("PIPELINE DEMO: tiny random-weight models, no trained weights. The video proves the pipeline "
           "runs end to end; its content is noise.")
 DEFAULT_MODELS_DIR = "models"
-ST2V_FILE_NAMES = ("streaming_t2v.safetensors", "streaming_t2v.ckpt", "vidxtend.fp16.safetensors",
-                   "vidxtend.safetensors", "vidxtend")
-# ViT-H/14 image encoders for checkpoints without one (VidXTend), where ComfyUI users usually have them
-IMAGE_ENCODER_PLACES = ("clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
-                        "clip_vision/open_clip_pytorch_model.bin", "streamingt2v/open_clip_pytorch_model.bin")
 
 
 # -- arguments -------------------------------------------------------------------------------------
@@ -149,13 +145,12 @@ def check_generation_args(args) -> None:
 
 # -- weights ---------------------------------------------------------------------------------------
 def find_st2v(models_dir: str | Path) -> Optional[Path]:
-    # models/checkpoints/ too: where users of the older StreamingT2V port keep streaming_t2v.ckpt
-    candidates = [Path(models_dir) / folder / n for folder in ("streamingt2v", "checkpoints") for n in ST2V_FILE_NAMES]
-    return next((path for path in candidates if path.is_file() or is_vidxtend_folder(path)), None)
+    return discover("streamingt2v", models_dir)
 
 
 def find_image_encoder(models_dir: str | Path) -> Optional[Path]:
-    return next((Path(models_dir) / p for p in IMAGE_ENCODER_PLACES if (Path(models_dir) / p).is_file()), None)
+    """A ViT-H/14 image encoder for checkpoints without one (VidXTend), where ComfyUI users usually have it."""
+    return discover("streamingt2v.image_encoder", models_dir)
 
 
 def image_encoder_for(st2v_path: Path, args) -> Optional[Path]:
@@ -163,14 +158,17 @@ def image_encoder_for(st2v_path: Path, args) -> Optional[Path]:
     first found under --models-dir. None lets the checkpoint's own encoder (or its clear error) stand."""
     if args.image_encoder:
         return Path(args.image_encoder)
-    if inspect_path(st2v_path).layout in ("vidxtend", "vidxtend_folders"):
+    layout = inspect_path(st2v_path).layout
+    if has_role(layout, "streamingt2v") and not has_role(layout, "streamingt2v.image_encoder"):
         return find_image_encoder(args.models_dir)
     return None
 
 
 def find_base(models_dir: str | Path) -> Optional[Path]:
-    folder = Path(models_dir) / "streamingt2v"
-    for candidate in [folder / n for n in BASE_FOLDER_NAMES] + [folder / "unet"]:
+    """The UNet file of the first known first-chunk folder, or of a bare ``streamingt2v/unet/`` folder
+    (the rule is the loader's: its diffusers file names, nothing read)."""
+    places = [path for path, _ in known_places("first_chunk", models_dir)]
+    for candidate in places + [Path(models_dir) / "streamingt2v" / "unet"]:
         if candidate.is_dir():
             try:
                 return find_unet_file(candidate)
