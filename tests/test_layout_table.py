@@ -56,7 +56,8 @@ def _msvid2vid_folder(root: Path) -> Path:
 
 
 def _vidxtend_folder(root: Path) -> Path:
-    _write(root / "vx" / "unet" / "diffusion_pytorch_model.safetensors", ["conv_in.weight", "cross_attention_merger_x.w"])
+    unet = root / "vx" / "unet" / "diffusion_pytorch_model.safetensors"
+    _write(unet, ["conv_in.weight", "cross_attention_merger_x.w"])
     (root / "vx" / "controlnet").mkdir()
     return root / "vx"
 
@@ -141,7 +142,8 @@ def test_a_new_row_is_recognised_everywhere(tmp_path, monkeypatch, new_rows):
         return {"inspect file": inspect_path(repack).layout, "inspect folder": inspect_path(upscaler).layout,
                 "models root": inspect_path(tmp_path).subfolders["stream_diffvsr/"],
                 "cli discovery": find_st2v(tmp_path), "st2v menu": CHOICES.st2v_models(),
-                "upscaler menu": CHOICES.sdvsr_models(), "modelscope loader": refusal, "enhancer loader": enhancer_refusal}
+                "upscaler menu": CHOICES.sdvsr_models(), "modelscope loader": refusal,
+                "enhancer loader": enhancer_refusal}
 
     before = seen()
     assert before["inspect file"] == "unknown" and before["inspect folder"] == "models_root"
@@ -162,8 +164,9 @@ def test_a_new_row_is_recognised_everywhere(tmp_path, monkeypatch, new_rows):
     assert "a made-up StreamingT2V repack" in after["enhancer loader"]
 
 
-def test_the_stock_and_streamingt2v_unet_rule_is_one():
-    config = lambda apm, cam: dataclasses.make_dataclass("C", [("apm", bool), ("cam_mergers", bool)])(apm, cam)  # noqa: E731
+def test_the_stock_versus_streamingt2v_denoiser_rule():
+    config_type = dataclasses.make_dataclass("Config", [("apm", bool), ("cam_mergers", bool)])
+    config = lambda apm, cam: config_type(apm, cam)  # noqa: E731
     layouts.check_unet3d_kind(config(False, False), "modelscope_unet")
     layouts.check_unet3d_kind(config(True, True), "streamingt2v_denoiser")
     with pytest.raises(ValueError, match="StreamingT2V denoiser alone, not a stock ModelScope UNet"):
