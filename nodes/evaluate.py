@@ -1,6 +1,6 @@
 """ST2V Evaluate Video: the paper's metrics (MAWE, SCuts, CLIP score) and the seam measures of a video.
 
-The core is imported inside ``evaluate``: it needs torchvision and scenedetect, which importing the
+The core's metrics are imported inside ``evaluate``: they need torchvision and scenedetect, which importing the
 pack (ComfyUI start-up) must not pay for.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..streaming_core.checkpoints.layouts import MSVID2VID_FILES, RAFT_FILE_NAME
 from . import host
 from .common_inputs import UNIQUE_ID, video_input
 
-RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"  # streaming_core.checkpoints.sdvsr.RAFT_FILE_NAME
-OPEN_CLIP_FILE = "open_clip_pytorch_model.bin"  # streaming_core.metrics.weights.OPEN_CLIP_FILE
+RAFT_FILE = RAFT_FILE_NAME  # the layout table's names (the menus' defaults)
+OPEN_CLIP_FILE = MSVID2VID_FILES["text"]
 NONE, AUTO = "none", "auto"
 SDVSR, ST2V, CLIP_VISION = "stream_diffvsr", "streamingt2v", "clip_vision"
 CHUNK_CHOICES = ("st2v", "refine", "none")

@@ -17,7 +17,7 @@ import torch
 from ..checkpoints import files
 from ..checkpoints.components import load_component
 from ..checkpoints.image_encoder import load_image_encoder
-from ..checkpoints.layouts import hf_vision_prefix, open_clip_visual_prefix
+from ..checkpoints.layouts import CLIP_VISION_H14_FILE, MSVID2VID_FILES, hf_vision_prefix, open_clip_visual_prefix
 from ..checkpoints.open_clip_text import is_open_clip_text, open_clip_to_hf_text
 from ..checkpoints.sdvsr import RAFT_FILE_NAME, RAFT_URL, build_raft_from
 from ..errors import CheckpointError
@@ -26,8 +26,8 @@ from .clip_score import ClipTextTower
 from .evaluate import EvalModels
 from .mawe import RaftPairFlow
 
-OPEN_CLIP_FILE = "open_clip_pytorch_model.bin"
-CLIP_VISION_FILE = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+OPEN_CLIP_FILE = MSVID2VID_FILES["text"]  # the layout table's names
+CLIP_VISION_FILE = CLIP_VISION_H14_FILE
 OPEN_CLIP_SOURCE = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K (also shipped in MS-Vid2Vid-XL's damo/Video-to-Video folder)"
 
 
