@@ -4,7 +4,8 @@ Why one table: the loaders, their error messages ("this looks like a stock Model
 as ..."), ``inspect``, the CLI's weight discovery and the node menus must agree on what a file is and
 where it is looked for. Each row names a layout, the roles it fills, its detector, the module that
 reads it, its text for people and the file names discovery looks for. A new layout is one row here,
-its detector (a function below) and its rename/loader module (named in ``loader``).
+its detector (a function below) and its rename/loader module (named in ``loader``); a repack of a
+family already read (as VidXTend is of StreamingT2V) adds the call of its rename in the family loader.
 
 File detectors see only the set of tensor names (a safetensors header or a memory-mapped pickle:
 no tensor is read). Folder detectors see a ``FolderView`` (subfolders, file names, the key names of a
