@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-
-import torch
+from dataclasses import replace
 
 from ..streaming_core.models.enhancer import NativeResolution
-from ..streaming_core.pipelines.refine import FrameSource, check_refine_inputs, refine_state_name, refine_stream
+from ..streaming_core.official import REFINE
+from ..streaming_core.pipelines.refine import (FrameSource, RefineSettings, check_frame_count, refine_state_name,
+                                               refine_stream)
 from ..streaming_core.pipelines.refine_state import digest_file, digest_frames
 from ..streaming_core.sampling.blend import BLEND_MODES
 from ..streaming_core.sampling.sdedit import SDE_NOISES
@@ -70,16 +71,17 @@ class ST2VRandomizedBlendRefiner:
                                "shared_noise: every chunk on its own from the same noise, joined in the middle of each "
                                "overlap. independent: every chunk on its own with its own noise, joined the same "
                                "way (visible seams)."}),
-                "chunk": ("INT", {"default": 24, "min": 2, "max": 1024,
-                                  "tooltip": "Frames per chunk (official: 24)."}),
-                "overlap": ("INT", {"default": 8, "min": 0, "max": 1023,
-                                    "tooltip": "Frames shared by neighbouring chunks (official: 8); smaller than "
-                                               "chunk."}),
-                "strength": ("FLOAT", {"default": 0.6, "min": 0.01, "max": 1.0, "step": 0.01,
-                                       "tooltip": "How far the video is re-noised (official: 0.6, i.e. t=599 of "
-                                                  "1000): higher changes more."}),
-                "steps": steps_input(30, "Solver steps over the re-noised range (official: 30)."),
-                "guidance": scale_input(7.5, "Classifier-free guidance scale (official: 7.5)."),
+                "chunk": ("INT", {"default": REFINE.chunk, "min": 2, "max": 1024,
+                                  "tooltip": f"Frames per chunk (official: {REFINE.chunk})."}),
+                "overlap": ("INT", {"default": REFINE.overlap, "min": 0, "max": 1023,
+                                    "tooltip": f"Frames shared by neighbouring chunks (official: {REFINE.overlap}); "
+                                               f"smaller than chunk."}),
+                "strength": ("FLOAT", {"default": REFINE.strength, "min": 0.01, "max": 1.0, "step": 0.01,
+                                       "tooltip": f"How far the video is re-noised (official: {REFINE.strength}, i.e. "
+                                                  f"t={REFINE.start_timestep} of 1000): higher changes more."}),
+                "steps": steps_input(REFINE.steps, f"Solver steps over the re-noised range (official: {REFINE.steps})."),
+                "guidance": scale_input(REFINE.guidance,
+                                        f"Classifier-free guidance scale (official: {REFINE.guidance})."),
                 "seed": seed_input("Seed of every random draw: the shared noise, the SDE noise of each step, the blend cuts "
                                    "and the VAE sample."),
                 "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
@@ -110,28 +112,25 @@ class ST2VRandomizedBlendRefiner:
         source, host_source = refine_source(video, fps)
         # the same checks as the CLI and refine_stream, before the enhancer is moved to the device: a NaN guidance
         # from a Primitive would otherwise make every latent NaN and save a black video
-        check_refine_inputs(torch.empty(source.num_frames, 1, 1, 3), mode, chunk, overlap, strength, steps,
-                            guidance=guidance, seed=seed,
-                            resolution=NativeResolution(width, height) if width and height else None)
+        settings = RefineSettings(mode, chunk, overlap, strength, steps, guidance, seed, sde_noise=sde_noise,
+                                  resolution=NativeResolution(width, height) if width and height else None)
+        check_frame_count(source.num_frames, settings)
         from ..streaming_core.pipelines.memory_estimates import refine_window_for  # imports RAFT's module
 
         native = host.bundle_of(enhancer).resolution
-        resolution = NativeResolution(width or native.width, height or native.height, native.pad)
-        need = refine_window_for(host.bundle_of(enhancer), frames=chunk, height=resolution.height,
-                                 width=resolution.width)
+        settings = replace(settings, resolution=NativeResolution(width or native.width, height or native.height,
+                                                                 native.pad))
+        need = refine_window_for(host.bundle_of(enhancer), frames=chunk, height=settings.resolution.height,
+                                 width=settings.resolution.width)
         model = host.load_bundle_for_use(enhancer, memory_required=need)  # after the checks: a wrong setting loads nothing
-        settings = dict(mode=mode, chunk=chunk, overlap=overlap, strength=strength, steps=steps, guidance=guidance,
-                        seed=seed)
         state_dir = None
         if sde_noise != "brownian":  # the official replay is lock-step and keeps no state
-            name = refine_state_name(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
-                                     resolution=resolution)
-            state_dir = host.output_subfolder(STATE_FOLDER, name)
+            state_dir = host.output_subfolder(STATE_FOLDER, refine_state_name(model, source, prompt, negative_prompt,
+                                                                              settings))
             if state_dir.exists():
                 log.info("ST2V Randomized Blend Refiner: resuming from the saved state %s", state_dir.name)
-        parts = refine_stream(model, source, prompt, negative_prompt, **settings, sde_noise=sde_noise,
-                              resolution=resolution, on_step=host.progress_callback(steps, unique_id),
-                              state_dir=state_dir)
+        parts = refine_stream(model, source, prompt, negative_prompt, settings,
+                              on_step=host.progress_callback(steps, unique_id), state_dir=state_dir)
         return host.deliver_frames(parts, source.num_frames, graph, unique_id, image_slot=0, video_slot=1,
                                    node=type(self).__name__, made_by="ST2V Randomized Blend Refiner",
                                    fps=host_source.fps, audio=host_source.audio)

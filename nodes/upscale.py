@@ -6,15 +6,9 @@ the pack (ComfyUI start-up) must not pay for.
 
 from __future__ import annotations
 
-from ..streaming_core import validation
 from . import host
 from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_ID_AND_PROMPT, fps_input, seed_input,
                             video_input)
-
-# Denoising steps per frame, for the progress bar: streaming_core.models.sdvsr.bundle.NUM_STEPS (the
-# distilled UNet's fixed 4-step schedule). Copied because that module imports diffusers; a test checks
-# that the two agree.
-NUM_STEPS = 4
 
 FLOW_TILES = ("auto", "off", "256", "384", "512", "768", "1024")
 
@@ -62,16 +56,16 @@ class SDVSRUpscale:
 
     def upscale(self, sdvsr_model, video, seed, flow_tile, state=None, fps=8.0, unique_id=None, queued_graph=None):
         from ..streaming_core.pipelines.memory_estimates import upscale_frame_for
-        from ..streaming_core.pipelines.upscale import upscale_stream
+        from ..streaming_core.pipelines.upscale import UpscaleSettings, upscale_stream
 
         source = host.video_source(video, "video", fps)
-        validation.seed(seed)  # before the models move to the device (upscale_stream checks everything again)
-        tile = validation.parse_flow_tile(flow_tile)
+        settings = UpscaleSettings(seed=seed, flow_tile=flow_tile)  # checked before the models move to the device
+        tile = settings.flow_tile
         need = upscale_frame_for(host.bundle_of(sdvsr_model), height=source.height, width=source.width,
                                  flow_tile=tile if isinstance(tile, int) else None)
         models = host.load_bundle_for_use(sdvsr_model, memory_required=need)
-        stream = upscale_stream(models, source.frames(), state, seed=seed, flow_tile=flow_tile,
-                                on_step=host.progress_callback(source.count * NUM_STEPS, unique_id),
+        stream = upscale_stream(models, source.frames(), state, settings,
+                                on_step=host.progress_callback(source.count * settings.steps, unique_id),
                                 total_frames=source.count, output_device=host.intermediate_device())
         image, streamed = host.deliver_frames(stream, source.count, queued_graph, unique_id, image_slot=0,
                                               video_slot=2, node=type(self).__name__,

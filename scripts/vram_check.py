@@ -106,7 +106,7 @@ def stages(full: bool, device: torch.device, dtype: torch.dtype) -> list[Stage]:
         return (torch.rand(2, lr_h, lr_w, 3, generator=g) * 255).to(torch.uint8)
 
     def upscale_call(m, frames):
-        return list(upscale_stream(m, frames, seed=0))[-1]
+        return list(upscale_stream(m, frames))[-1]  # seed 0
 
     return [
         Stage("extension 256x256" if full else "extension (tiny)", st2v, lambda m: [m.unet, m.cam],

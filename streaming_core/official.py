@@ -1,8 +1,9 @@
-"""The official StreamingT2V generation numbers, each written once with where it comes from
-(``shared/specs/streamingt2v_spec.md``). Pipeline defaults read them here; the loaders never do
-(they read every architecture number from tensor shapes).
+"""The official generation numbers of each product, each written once with where it comes from
+(``shared/specs/streamingt2v_spec.md``, ``shared/specs/stream_diffvsr_spec.md``). The pipelines'
+settings objects, the CLI's defaults and help, the nodes' defaults and tooltips and the benchmarks
+read them here; the loaders never do (they read every architecture number from tensor shapes).
 
-A base module: it imports nothing, so any floor may read it.
+A base module: it imports nothing, so any floor may read it (the nodes too, at ComfyUI start-up).
 """
 
 from __future__ import annotations
@@ -29,5 +30,26 @@ class ExtensionFacts:
     seed: int = 33  # fixed in predict_step
 
 
+@dataclass(frozen=True)
+class RefineFacts:
+    """The enhancer: MS-Vid2Vid-XL driven by ``video2video_randomized`` (spec §0 row 3, "enhancement")."""
+
+    chunk: int = 24  # ``VideoToVideo.__init__`` chunk_size
+    overlap: int = 8  # overlap_size
+    strength: float = 0.6  # SDEdit from t=599 of 1000 (``total_noise_levels=600``)
+    start_timestep: int = 599  # what the strength above re-noises to
+    steps: int = 30  # DPM++(2M) SDE iterations
+    guidance: float = 7.5  # CFG (rescaled by 0.2, a property of the model's config)
+
+
+@dataclass(frozen=True)
+class UpscaleFacts:
+    """Stream-DiffVSR's inference script (stream_diffvsr_spec.md: hard-coded settings)."""
+
+    steps: int = 4  # the distilled UNet's t = 999, 749, 499, 249 (trailing spacing)
+
+
 INITIAL_CHUNK = InitialChunkFacts()
 EXTENSION = ExtensionFacts()
+REFINE = RefineFacts()
+UPSCALE = UpscaleFacts()

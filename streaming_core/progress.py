@@ -49,6 +49,17 @@ def no_progress(done: int, total: int, preview: Preview = None) -> None:
     """Default callback: does nothing, never stops the run."""
 
 
+def all_but_last(on_step: ProgressCallback) -> ProgressCallback:
+    """``on_step`` for every step of a stage but its last: the caller reports that one itself once the
+    stage's result exists (its decoded frames as the preview, so a bar reaches the end with a picture)."""
+
+    def report(done: int, total: int, preview: Preview = None) -> None:
+        if done < total:
+            on_step(done, total, preview)
+
+    return report
+
+
 class StepCounter:
     """Turns per-stage step counts into one running total for a callback."""
 
@@ -60,3 +71,7 @@ class StepCounter:
     def step(self, preview: Preview = None, n: int = 1) -> None:
         self.done += n
         self.on_step(self.done, self.total, preview)
+
+    def count(self, done: int, total: int, preview: Preview = None) -> None:
+        """A stage's own ``on_step`` (its done/total are its own): one step more of the whole run."""
+        self.step(preview)

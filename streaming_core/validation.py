@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from .errors import InputError
+from .official import EXTENSION, INITIAL_CHUNK, REFINE, UPSCALE
+
+OFFICIAL_SCALES = sorted({EXTENSION.guidance, INITIAL_CHUNK.guidance, REFINE.guidance})  # the distinct ones
 
 MAX_SEED = 2**63 - 1  # seeds are int64 (torch generators, the state files' metadata)
 MAX_STEPS = 1000  # the 1000-step training schedule
@@ -73,7 +76,7 @@ def steps(value: object, name: str = "steps", default_hint: str = "") -> int:
 
 def guidance(value: object, name: str = "guidance") -> float:
     """A guidance scale: finite and >= 0 (NaN or inf would turn every latent into NaN: a black video)."""
-    return number(name, value, low=0.0, fix="the official scales are 7.5 to 9")
+    return number(name, value, low=0.0, fix=f"the official scales are {OFFICIAL_SCALES[0]:g} to {OFFICIAL_SCALES[-1]:g}")
 
 
 def fps(value: object, name: str = "fps") -> float:
@@ -138,7 +141,7 @@ def parse_flow_tile(value: int | str | None) -> int | str | None:
 def upscale_settings(noise_seed: object, steps_per_frame: object, tile: object, tile_overlap: object) -> None:
     """Stream-DiffVSR's settings, checked without importing its models (the CLI runs this first)."""
     seed(noise_seed)
-    steps(steps_per_frame, default_hint="the distilled model is made for 4")
+    steps(steps_per_frame, default_hint=f"the distilled model is made for {UPSCALE.steps}")
     parse_flow_tile(tile)
     whole("flow tile overlap", tile_overlap, low=0, fix="the default is 128")
 

@@ -54,8 +54,3 @@ def test_importing_the_pack_leaves_the_model_libraries_alone(loaded):
     assert heavy == [], (f"importing the pack imports {heavy}: import the core module behind it inside the node "
                          "function (see nodes/upscale.py)")
 
-
-def test_constants_copied_from_heavy_core_modules_agree():
-    from streaming_core.models.sdvsr.bundle import NUM_STEPS
-
-    assert load_pack().nodes.upscale.NUM_STEPS == NUM_STEPS

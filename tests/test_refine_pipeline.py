@@ -13,12 +13,17 @@ from streaming_core.state_files import save_safetensors
 from streaming_core.cli import main
 from streaming_core.errors import Cancelled, CheckpointError, InputError
 from streaming_core.models.enhancer import NativeResolution, plan_frames
-from streaming_core.pipelines.refine import benchmark, refine
+from streaming_core.pipelines.refine import RefineSettings, benchmark, refine
 from streaming_core.progress import SD_LATENTS, LatentPreview
 from streaming_core.tiny.enhancer import TINY_RESOLUTION, build_tiny_vae, tiny_open_clip_state_dict, write_tiny_enhancers
 from streaming_core.video_io import read_video, write_video
 
 RUN = dict(chunk=8, overlap=4, steps=2, resolution=TINY_RESOLUTION)
+
+
+def tiny(**kw) -> RefineSettings:
+    """Settings for the tiny enhancer: small chunks, 2 steps, the tiny canvas."""
+    return RefineSettings(**{**RUN, **kw})
 
 
 
@@ -100,7 +105,7 @@ def test_official_frame_plan():
 def test_refine_msvid2vid_end_to_end(ms_enhancer):
     frames = video()
     seen = []
-    out = refine(ms_enhancer, frames, "a red car", seed=1, on_step=lambda d, t, p: seen.append((d, t, p)), **RUN)
+    out = refine(ms_enhancer, frames, "a red car", settings=tiny(seed=1), on_step=lambda d, t, p: seen.append((d, t, p)))
     assert out.shape == (12, 32, 32, 3) and out.dtype == torch.float32  # 16 px fitted into 48x32: 32x32
     assert torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
     total = seen[0][1]
@@ -113,16 +118,16 @@ def test_refine_msvid2vid_end_to_end(ms_enhancer):
     assert len(previews) == RUN["steps"] * windows
     assert all(isinstance(p, LatentPreview) and p.family == SD_LATENTS for p in previews)
     assert all(p.latents.ndim == 5 and p.latents.shape[:3] == (1, 4, 8) for p in previews)
-    again = refine(ms_enhancer, frames, "a red car", seed=1, **RUN)
+    again = refine(ms_enhancer, frames, "a red car", settings=tiny(seed=1))
     assert torch.equal(out, again)
-    assert not torch.equal(out, refine(ms_enhancer, frames, "a red car", seed=2, **RUN))
-    assert not torch.equal(out, refine(ms_enhancer, frames, "a blue boat", seed=1, **RUN))
-    assert not torch.equal(out, refine(ms_enhancer, frames, "a red car", seed=1, mode="independent", **RUN))
+    assert not torch.equal(out, refine(ms_enhancer, frames, "a red car", settings=tiny(seed=2)))
+    assert not torch.equal(out, refine(ms_enhancer, frames, "a blue boat", settings=tiny(seed=1)))
+    assert not torch.equal(out, refine(ms_enhancer, frames, "a red car", settings=tiny(seed=1, mode="independent")))
 
 
 def test_refine_zeroscope_end_to_end(tiny_models):
     enhancer = load_enhancer(tiny_models["zeroscope"])
-    out = refine(enhancer, video(frames=10), "a red car", mode="shared_noise", **RUN)
+    out = refine(enhancer, video(frames=10), "a red car", settings=tiny(mode="shared_noise"))
     assert out.shape == (10, 32, 32, 3) and torch.isfinite(out).all()
 
 
@@ -140,7 +145,7 @@ def test_cancel_stops_the_run(ms_enhancer):
 
     try:
         with pytest.raises(Cancelled):
-            refine(ms_enhancer, video(), "x", on_step=stop, **RUN)
+            refine(ms_enhancer, video(), "x", settings=tiny(), on_step=stop)
     finally:
         for h in hooks:
             h.remove()
@@ -151,15 +156,17 @@ def test_cancel_stops_the_run(ms_enhancer):
 
 def test_bad_input_gets_a_clear_error(ms_enhancer):
     with pytest.raises(InputError, match="overlap .* smaller than the chunk"):
-        refine(ms_enhancer, video(), "x", chunk=8, overlap=8, steps=2, resolution=TINY_RESOLUTION)
+        tiny(chunk=8, overlap=8)
     with pytest.raises(InputError, match="fewer than one chunk"):
-        refine(ms_enhancer, video(frames=6), "x", chunk=8, overlap=4, steps=2, resolution=TINY_RESOLUTION)
+        refine(ms_enhancer, video(frames=6), "x", settings=tiny(chunk=8, overlap=4))
     with pytest.raises(InputError, match="0..1"):
-        refine(ms_enhancer, video() * 255, "x", **RUN)
+        refine(ms_enhancer, video() * 255, "x", settings=tiny())
     with pytest.raises(InputError, match="mode"):
-        refine(ms_enhancer, video(), "x", mode="pyramid", **RUN)
+        tiny(mode="pyramid")
     with pytest.raises(InputError, match="strength"):
-        refine(ms_enhancer, video(), "x", strength=1.5, **RUN)
+        tiny(strength=1.5)
+    with pytest.raises(InputError, match="sde_noise"):
+        tiny(sde_noise="pink")
 
 
 def test_wrong_file_sets_are_named(tiny_models, tmp_path):

@@ -6,6 +6,8 @@ UNet outputs, offsets and Brownian increments pin the official sampler exactly.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -15,7 +17,7 @@ from streaming_core.parity.report import NORMAL_DRAW_ATOL
 from streaming_core.sampling.blend import chunk_windows, owner_of_frames
 from streaming_core.sampling.dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, sample_dpmpp_2m_sde
 from streaming_core.sampling.guided_model import guided_chunk_model
-from streaming_core.sampling.sdedit import sdedit_windows
+from streaming_core.sampling.sdedit import SDEditReplay, SDEditSettings, sdedit_windows
 from streaming_core.schedules.prediction import to_eps, to_x0
 from streaming_core.schedules.vp_sigmas import VPSigmaTable, strength_to_timestep
 
@@ -93,8 +95,8 @@ def test_every_frame_comes_from_exactly_one_window_that_contains_it(frames, chun
         assert [w.start for w in windows] == list(range(0, frames - chunk + 1, chunk - overlap))
     model = WindowIndexModel(windows)
     seen = []
-    sdedit_windows(model, torch.zeros(1, 4, frames, 2, 2), TABLE, prediction_type="sample", t_start=599, steps=6,
-                   chunk=chunk, overlap=overlap, seed=3, eta=0.0,
+    sdedit_windows(model, torch.zeros(1, 4, frames, 2, 2), TABLE,
+                   SDEditSettings(599, 6, chunk=chunk, overlap=overlap, seed=3, eta=0.0), prediction_type="sample",
                    observer=lambda step, x_in, x0: seen.append(x0[0, 0, :, 0, 0].round().long().tolist()))
     assert model.calls == 6 * len(windows)
     for owners in seen:
@@ -112,9 +114,9 @@ def cuts_per_step(frames, chunk, overlap, mode, steps=12, seed=0):
         owners = x0[0, 0, :, 0, 0].round().long().tolist()
         cuts.append([owners.index(k) - windows[k].start for k in range(1, len(windows))])
 
-    sdedit_windows(WindowIndexModel(windows), torch.zeros(1, 4, frames, 2, 2), TABLE, prediction_type="sample",
-                   t_start=599, steps=steps, chunk=chunk, overlap=overlap, mode=mode, seed=seed, eta=0.0,
-                   observer=observe)
+    sdedit_windows(WindowIndexModel(windows), torch.zeros(1, 4, frames, 2, 2), TABLE,
+                   SDEditSettings(599, steps, chunk=chunk, overlap=overlap, mode=mode, seed=seed, eta=0.0),
+                   prediction_type="sample", observer=observe)
     return windows, cuts
 
 
@@ -135,15 +137,16 @@ def test_frames_outside_overlaps_equal_a_single_chunk_run():
     z0 = torch.randn(1, 4, frames, 3, 3)
     noise = torch.randn(1, 4, frames, 3, 3)
     brownian = [torch.randn(1, 4, frames, 3, 3) for _ in range(4)]
-    kw = dict(prediction_type="sample", t_start=599, steps=5, mode="randomized", seed=7)
-    full = sdedit_windows(position_model, z0, TABLE, chunk=chunk, overlap=overlap, noise=noise, brownian=brownian, **kw)
+    settings = SDEditSettings(599, 5, chunk=chunk, overlap=overlap, mode="randomized", seed=7)
+    full = sdedit_windows(position_model, z0, TABLE, settings, prediction_type="sample",
+                          replay=SDEditReplay(noise, brownian=brownian))
     in_overlap = torch.zeros(frames, dtype=torch.bool)
     for prev, cur in zip(windows[:-1], windows[1:]):
         in_overlap[cur.start:prev.end] = True
     for w in windows:
         part = slice(w.start, w.end)
-        single = sdedit_windows(position_model, z0[:, :, part], TABLE, chunk=chunk, overlap=overlap,
-                                noise=noise[:, :, part], brownian=[b[:, :, part] for b in brownian], **kw)
+        single = sdedit_windows(position_model, z0[:, :, part], TABLE, settings, prediction_type="sample",
+                                replay=SDEditReplay(noise[:, :, part], brownian=[b[:, :, part] for b in brownian]))
         own = ~in_overlap[part]
         assert own.any()
         assert torch.equal(full[:, :, part][:, :, own], single[:, :, own])
@@ -160,8 +163,9 @@ def test_shared_noise_is_separate_runs_on_one_noise_cut_in_the_middle(sde_noise)
     windows = chunk_windows(frames, chunk, overlap)  # [0,16) [12,28) [24,40)
     z0 = torch.randn(1, 4, frames, 3, 3)
     noise = torch.randn(1, 4, frames, 3, 3)
-    kw = dict(prediction_type="sample", t_start=599, steps=5, seed=7, sde_noise=sde_noise, sde_seed=3)
-    out = sdedit_windows(position_model, z0, TABLE, chunk=chunk, overlap=overlap, noise=noise, mode="shared_noise", **kw)
+    settings = SDEditSettings(599, 5, chunk=chunk, overlap=overlap, seed=7, sde_noise=sde_noise, sde_seed=3)
+    out = sdedit_windows(position_model, z0, TABLE, replace(settings, mode="shared_noise"), prediction_type="sample",
+                         replay=SDEditReplay(noise))
     # the SDE noise of a window is the whole video's noise at its frames: replay those increments
     if sde_noise == "gaussian":
         source = GaussianStepNoise(z0, 3)
@@ -170,21 +174,22 @@ def test_shared_noise_is_separate_runs_on_one_noise_cut_in_the_middle(sde_noise)
         sigmas = TABLE.sdedit_sigmas(599, 5)
         tree = BrownianTreeNoise(z0, sigmas, 3)
         increments = [tree(i, sigmas[i], sigmas[i + 1]) for i in range(len(sigmas) - 2)]
-    singles = [sdedit_windows(position_model, z0[:, :, w.start:w.end], TABLE, chunk=chunk, overlap=overlap,
-                              noise=noise[:, :, w.start:w.end], brownian=[n[:, :, w.start:w.end] for n in increments],
-                              mode="randomized", **kw) for w in windows]
+    singles = [sdedit_windows(position_model, z0[:, :, w.start:w.end], TABLE, settings, prediction_type="sample",
+                              replay=SDEditReplay(noise[:, :, w.start:w.end],
+                                                  brownian=[n[:, :, w.start:w.end] for n in increments]))
+               for w in windows]
     owner = owner_of_frames(windows, [overlap // 2] * (len(windows) - 1))
     for f in range(frames):
         w = windows[owner[f]]
         assert torch.allclose(out[:, :, f], singles[owner[f]][:, :, f - w.start], atol=1e-6), f
     # and it is not the randomized blend: that one couples the windows at every step
-    blended = sdedit_windows(position_model, z0, TABLE, chunk=chunk, overlap=overlap, noise=noise, mode="randomized", **kw)
+    blended = sdedit_windows(position_model, z0, TABLE, settings, prediction_type="sample", replay=SDEditReplay(noise))
     assert not torch.allclose(out, blended)
 
 
 def test_the_seed_controls_the_gaussian_sde_noise_and_it_is_not_the_init_noise():
     z0 = ramp_video(40, 4)
-    kw = dict(prediction_type="sample", t_start=599, steps=4, chunk=16, overlap=8, sde_noise="gaussian")
+    kw = dict(t_start=599, steps=4, chunk=16, overlap=8, sde_noise="gaussian")
     seen = []
     original = GaussianStepNoise.__call__
 
@@ -194,10 +199,10 @@ def test_the_seed_controls_the_gaussian_sde_noise_and_it_is_not_the_init_noise()
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(GaussianStepNoise, "__call__", spy)
-        sdedit_windows(chunk_mean_model, z0, TABLE, seed=0, **kw)
+        sdedit_windows(chunk_mean_model, z0, TABLE, SDEditSettings(seed=0, **kw), prediction_type="sample")
         first = seen[0]
         seen.clear()
-        sdedit_windows(chunk_mean_model, z0, TABLE, seed=1, **kw)
+        sdedit_windows(chunk_mean_model, z0, TABLE, SDEditSettings(seed=1, **kw), prediction_type="sample")
     init_noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(first, init_noise)  # a stream of its own, not the initial noise again
     assert not torch.equal(first, seen[0])  # another seed, other SDE noise
@@ -205,30 +210,36 @@ def test_the_seed_controls_the_gaussian_sde_noise_and_it_is_not_the_init_noise()
 
 def test_same_seed_same_output_and_modes_differ():
     z0 = ramp_video(40, 4)
-    kw = dict(prediction_type="sample", t_start=599, steps=4, chunk=16, overlap=8)
-    a = sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, **kw)  # Brownian tree SDE noise (official kind)
-    b = sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, **kw)
+    def run(**kw):
+        return sdedit_windows(chunk_mean_model, z0, TABLE, SDEditSettings(599, 4, chunk=16, overlap=8, **kw),
+                              prediction_type="sample")
+
+    a = run(seed=5)  # Brownian tree SDE noise (official kind)
+    b = run(seed=5)
     assert torch.equal(a, b)
-    assert not torch.equal(a, sdedit_windows(chunk_mean_model, z0, TABLE, seed=6, **kw))
-    assert not torch.equal(a, sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, sde_seed=1, **kw))
-    outs = {m: sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, mode=m, **kw)
-            for m in ("randomized", "shared_noise", "independent")}
+    assert not torch.equal(a, run(seed=6))
+    assert not torch.equal(a, run(seed=5, sde_seed=1))
+    outs = {m: run(seed=5, mode=m) for m in ("randomized", "shared_noise", "independent")}
     assert not torch.equal(outs["randomized"], outs["shared_noise"])
     assert not torch.equal(outs["shared_noise"], outs["independent"])
     assert all(o.shape == z0.shape and torch.isfinite(o).all() for o in outs.values())
-    gaussian = sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, sde_noise="gaussian", **kw)
-    assert torch.equal(gaussian, sdedit_windows(chunk_mean_model, z0, TABLE, seed=5, sde_noise="gaussian", **kw))
+    gaussian = run(seed=5, sde_noise="gaussian")
+    assert torch.equal(gaussian, run(seed=5, sde_noise="gaussian"))
 
 
 def test_bad_sampler_options_are_refused():
     z0 = torch.zeros(1, 4, 20, 2, 2)
-    kw = dict(prediction_type="sample", t_start=599, steps=2)
+    def run(**kw):
+        return sdedit_windows(chunk_mean_model, z0, TABLE, SDEditSettings(599, 2, **kw), prediction_type="sample")
+
     with pytest.raises(ValueError, match="overlap"):
-        sdedit_windows(chunk_mean_model, z0, TABLE, chunk=8, overlap=8, **kw)
+        run(chunk=8, overlap=8)
     with pytest.raises(ValueError, match="fewer than one chunk"):
-        sdedit_windows(chunk_mean_model, z0, TABLE, chunk=24, overlap=8, **kw)
+        run(chunk=24, overlap=8)
     with pytest.raises(ValueError, match="blend mode"):
-        sdedit_windows(chunk_mean_model, z0, TABLE, chunk=8, overlap=4, mode="pyramid", **kw)
+        run(chunk=8, overlap=4, mode="pyramid")
+    with pytest.raises(ValueError, match="sde_noise"):
+        run(chunk=8, overlap=4, sde_noise="pink")
 
 
 # -- the seam measure --------------------------------------------------------------------------------------
@@ -253,8 +264,9 @@ def test_seam_ordering_randomized_below_shared_noise_below_independent():
     windows = chunk_windows(40, 16, 8)
     scores = {}
     for mode in ("randomized", "shared_noise", "independent"):
-        runs = [sdedit_windows(chunk_mean_model, z0, TABLE, prediction_type="sample", t_start=599, steps=10, chunk=16,
-                               overlap=8, mode=mode, seed=seed, sde_noise="gaussian")
+        runs = [sdedit_windows(chunk_mean_model, z0, TABLE, SDEditSettings(599, 10, chunk=16, overlap=8, mode=mode,
+                                                                          seed=seed, sde_noise="gaussian"),
+                               prediction_type="sample")
                 for seed in range(3)]
         scores[mode] = sum(seam_score(r, windows) for r in runs) / len(runs)
     assert scores["randomized"] < scores["shared_noise"] < scores["independent"], scores
@@ -286,9 +298,10 @@ def test_official_3_step_sampler_from_recorded_unet_outputs(fixture_io):
             return torch.cat([io[f"c1.unet_v.{step}.{k}.cond"], io[f"c1.unet_v.{step}.{k}.uncond"]])
 
         model = guided_chunk_model(recorded_network, io["text.y_cond"], io["text.y_uncond"], 7.5, 0.2)
-        final = sdedit_windows(model, io["c1.z0"], TABLE, prediction_type="v", t_start=int(io["c1.t_sdedit"]),
-                               steps=steps, chunk=24, overlap=8, noise=io["c1.noise"], offsets=offsets,
-                               brownian=[io["c1.brownian.0"], io["c1.brownian.1"]],
+        final = sdedit_windows(model, io["c1.z0"], TABLE, SDEditSettings(int(io["c1.t_sdedit"]), steps, chunk=24,
+                                                                         overlap=8),
+                               prediction_type="v",
+                               replay=SDEditReplay(io["c1.noise"], offsets, [io["c1.brownian.0"], io["c1.brownian.1"]]),
                                observer=lambda i, x_in, x0: record.update({("in", i): x_in, ("x0", i): x0}))
         return final, calls, record
 

@@ -3,24 +3,30 @@ resume after an exception (pipeline and CLI) equals the uninterrupted run, forei
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from streaming_core.checkpoints.enhancer import load_enhancer
 from streaming_core.cli import main
 from streaming_core.errors import Cancelled, InputError
-from streaming_core.pipelines.refine import file_source, frames_source, refine_stream
+from streaming_core.pipelines.refine import RefineSettings, file_source, frames_source, refine_stream
 from streaming_core.pipelines.refine_state import RefineStateFolder
 from streaming_core.sampling.blend import chunk_windows
 from streaming_core.sampling.guided_model import enhancer_chunk_model
 from streaming_core.sampling.keyed_draws import lockstep_draws
-from streaming_core.sampling.sdedit import sdedit_windows
+from streaming_core.sampling.sdedit import SDEditReplay, SDEditSettings, sdedit_windows
 from streaming_core.sampling.wavefront import wavefront_sdedit
 from streaming_core.tiny.enhancer import TINY_RESOLUTION, write_tiny_enhancers
 from streaming_core import video_io
 from streaming_core.video_io import read_video, write_video
 
-RUN = dict(chunk=8, overlap=4, steps=2, resolution=TINY_RESOLUTION, previews=False)
+SETTINGS = RefineSettings(chunk=8, overlap=4, steps=2, resolution=TINY_RESOLUTION)
+
+
+def stream(enhancer, frames, prompt="a red car", settings=SETTINGS, **kw):
+    return refine_stream(enhancer, frames_source(frames), prompt, "", settings, previews=False, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +46,19 @@ def video(frames=20, size=16, seed=0):
 
 
 def run_all(enhancer, frames, **kw):
-    return torch.cat(list(refine_stream(enhancer, frames_source(frames), "a red car", **{**RUN, **kw})))
+    return torch.cat(list(stream(enhancer, frames, **kw)))
 
 
 @pytest.mark.parametrize("mode", ["randomized", "shared_noise", "independent"])
 def test_wavefront_equals_lockstep_bitwise_through_the_tiny_guided_unet(enhancer, mode):
     model = enhancer_chunk_model(enhancer, *enhancer.encode_prompts("a red car"), 7.5)
     z0 = torch.randn(1, 4, 22, 4, 4, generator=torch.Generator().manual_seed(1))
-    kw = dict(prediction_type=enhancer.prediction_type, t_start=599, steps=3, chunk=8, overlap=3, mode=mode, seed=5,
-              init=enhancer.init)
-    noise, offsets, increments = lockstep_draws(z0[:, :, 0].shape, chunk_windows(22, 8, 3), mode, 5, None, 3)
-    expected = sdedit_windows(model, z0, enhancer.table, noise=noise, offsets=offsets, brownian=increments,
-                              sde_noise="gaussian", **kw)
-    got = torch.cat(list(wavefront_sdedit(model, z0, enhancer.table, **kw)), dim=2)
+    settings = SDEditSettings(599, 3, chunk=8, overlap=3, mode=mode, seed=5, sde_noise="gaussian", init=enhancer.init)
+    replay = SDEditReplay(*lockstep_draws(z0[:, :, 0].shape, chunk_windows(22, 8, 3), mode, 5, None, 3))
+    expected = sdedit_windows(model, z0, enhancer.table, settings, prediction_type=enhancer.prediction_type,
+                              replay=replay)
+    got = torch.cat(list(wavefront_sdedit(model, z0, enhancer.table, settings,
+                                          prediction_type=enhancer.prediction_type)), dim=2)
     assert torch.equal(got, expected)
 
 
@@ -71,13 +77,11 @@ def test_resume_after_an_exception_equals_the_uninterrupted_run(enhancer, tmp_pa
 
         got = []
         with pytest.raises(Cancelled):
-            for part in refine_stream(enhancer, frames_source(frames), "a red car", on_step=stop, state_dir=state,
-                                      save_every=1, **RUN):
+            for part in stream(enhancer, frames, on_step=stop, state_dir=state, save_every=1):
                 got.append(part)
         assert RefineStateFolder(state).exists() and got  # some frames were final before the stop
         before = len(unet_calls)
-        resumed = torch.cat(list(refine_stream(enhancer, frames_source(frames), "a red car", state_dir=state,
-                                               save_every=1, **RUN)))
+        resumed = torch.cat(list(stream(enhancer, frames, state_dir=state, save_every=1)))
     finally:
         hook.remove()
     assert torch.equal(resumed, full)
@@ -93,20 +97,19 @@ def test_a_state_folder_of_another_run_is_refused_saying_what_differs(enhancer, 
             raise Cancelled("stop")
 
     with pytest.raises(Cancelled):
-        list(refine_stream(enhancer, frames_source(frames), "a red car", on_step=stop, state_dir=state, save_every=1,
-                           **RUN))
+        list(stream(enhancer, frames, on_step=stop, state_dir=state, save_every=1))
     assert RefineStateFolder(state).exists()
     with pytest.raises(InputError, match="another input video"):
-        refine_stream(enhancer, frames_source(video(20, seed=1)), "a red car", state_dir=state, **RUN)
+        stream(enhancer, video(20, seed=1), state_dir=state)
     with pytest.raises(InputError, match=r"other settings: seed 0 there, 1 now"):
-        refine_stream(enhancer, frames_source(frames), "a red car", seed=1, state_dir=state, **RUN)
+        stream(enhancer, frames, settings=replace(SETTINGS, seed=1), state_dir=state)
     with pytest.raises(InputError, match="other settings: prompt"):
-        refine_stream(enhancer, frames_source(frames), "a blue boat", state_dir=state, **RUN)
+        stream(enhancer, frames, "a blue boat", state_dir=state)
     zeroscope = load_enhancer(tiny_models["zeroscope"])
     with pytest.raises(InputError, match="another enhancer model"):
-        refine_stream(zeroscope, frames_source(frames), "a red car", state_dir=state, **RUN)
+        stream(zeroscope, frames, state_dir=state)
     with pytest.raises(InputError, match="Brownian tree"):
-        refine_stream(enhancer, frames_source(frames), "a red car", state_dir=state, sde_noise="brownian", **RUN)
+        stream(enhancer, frames, settings=replace(SETTINGS, sde_noise="brownian"), state_dir=state)
 
 
 def test_cli_refine_resumes_an_interrupted_run_to_the_same_video(tiny_models, tmp_path, capsys, monkeypatch):

@@ -8,12 +8,14 @@ whole video and one stacked from frames reach the same kernels), hence bitwise e
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from streaming_core.sampling.blend import chunk_windows
 from streaming_core.sampling.keyed_draws import lockstep_draws
-from streaming_core.sampling.sdedit import sdedit_windows
+from streaming_core.sampling.sdedit import SDEditReplay, SDEditSettings, sdedit_windows
 from streaming_core.schedules.vp_sigmas import VPSigmaTable
 from streaming_core.sampling.wavefront import WavefrontSDEdit, wavefront_sdedit
 
@@ -36,20 +38,22 @@ def video_latents(frames: int, seed: int = 0, hw: int = 3) -> torch.Tensor:
     return torch.randn(1, 4, frames, hw, hw, generator=g) * 0.5 + torch.linspace(-1, 1, frames).view(1, 1, -1, 1, 1)
 
 
-def lockstep(model, z0, chunk, overlap, mode, steps, seed=3, sde_seed=None, eta=1.0, init="modelscope",
-             prediction_type="v"):
+def settings(chunk, overlap, mode, steps, seed=3, sde_seed=None, eta=1.0, init="modelscope") -> SDEditSettings:
+    """One settings object for both samplers (Gaussian SDE noise: the wavefront's kind)."""
+    return SDEditSettings(599, steps, chunk=chunk, overlap=overlap, mode=mode, seed=seed, sde_seed=sde_seed,
+                          sde_noise="gaussian", eta=eta, init=init)
+
+
+def lockstep(model, z0, chunk, overlap, mode, steps, prediction_type="v", **kw):
     windows = chunk_windows(z0.shape[2], chunk, overlap)
-    noise, offsets, increments = lockstep_draws(z0[:, :, 0].shape, windows, mode, seed, sde_seed, steps)
-    return sdedit_windows(model, z0, TABLE, prediction_type=prediction_type, t_start=599, steps=steps, chunk=chunk,
-                          overlap=overlap, mode=mode, seed=seed, sde_seed=sde_seed, noise=noise, offsets=offsets,
-                          brownian=increments, eta=eta, init=init)
+    run = settings(chunk, overlap, mode, steps, **kw)
+    draws = SDEditReplay(*lockstep_draws(z0[:, :, 0].shape, windows, mode, run.seed, run.sde_seed, steps))
+    return sdedit_windows(model, z0, TABLE, run, prediction_type=prediction_type, replay=draws)
 
 
-def wavefront(model, z0, chunk, overlap, mode, steps, seed=3, sde_seed=None, eta=1.0, init="modelscope",
-              prediction_type="v"):
-    parts = list(wavefront_sdedit(model, z0, TABLE, prediction_type=prediction_type, t_start=599, steps=steps,
-                                  chunk=chunk, overlap=overlap, mode=mode, seed=seed, sde_seed=sde_seed, eta=eta,
-                                  init=init))
+def wavefront(model, z0, chunk, overlap, mode, steps, prediction_type="v", **kw):
+    parts = list(wavefront_sdedit(model, z0, TABLE, settings(chunk, overlap, mode, steps, **kw),
+                                  prediction_type=prediction_type))
     return torch.cat(parts, dim=2)
 
 
@@ -105,8 +109,8 @@ def test_state_is_bounded_by_steps_plus_two_windows_on_a_20_window_video(mode):
             source_reads.append(a)
             yield z0[:, :, a:a + 3]
 
-    sampler = WavefrontSDEdit(mixing_model, source, frames, TABLE, prediction_type="v", t_start=599, steps=steps,
-                              chunk=chunk, overlap=overlap, mode=mode, seed=3)
+    sampler = WavefrontSDEdit(mixing_model, source, frames, TABLE, settings(chunk, overlap, mode, steps, seed=3),
+                              prediction_type="v")
     first_final_at, out = None, []
     for part in sampler.run():
         if part is not None:
@@ -131,9 +135,10 @@ def test_a_run_restored_from_a_snapshot_yields_what_the_uninterrupted_run_yields
         for a in range(start, frames, 4):
             yield z0[:, :, a:a + 4]
 
-    kw = dict(prediction_type="v", t_start=599, steps=steps, chunk=chunk, overlap=overlap, mode=mode, seed=9)
-    full = torch.cat([p for p in WavefrontSDEdit(mixing_model, source, frames, TABLE, **kw).run() if p is not None], 2)
-    first = WavefrontSDEdit(mixing_model, source, frames, TABLE, **kw)
+    run = settings(chunk, overlap, mode, steps, seed=9)
+    full = torch.cat([p for p in WavefrontSDEdit(mixing_model, source, frames, TABLE, run,
+                                                 prediction_type="v").run() if p is not None], 2)
+    first = WavefrontSDEdit(mixing_model, source, frames, TABLE, run, prediction_type="v")
     head = []
     for i, part in enumerate(first.run()):
         if part is not None:
@@ -142,10 +147,13 @@ def test_a_run_restored_from_a_snapshot_yields_what_the_uninterrupted_run_yields
             tensors, meta = first.snapshot()
             break
     assert first.read % 4 == 0 or first.read >= frames  # the source restarts at a slice boundary
-    resumed = WavefrontSDEdit(mixing_model, source, frames, TABLE, state={"tensors": tensors, "meta": meta}, **kw)
+    resumed = WavefrontSDEdit(mixing_model, source, frames, TABLE, run, prediction_type="v",
+                              state={"tensors": tensors, "meta": meta})
     tail = [p for p in resumed.run() if p is not None]
     assert calls[-1] == meta["read"]
     assert torch.equal(torch.cat(head + tail, dim=2), full)
-    other = dict(kw, seed=10)
     with pytest.raises(ValueError, match="seed"):
-        WavefrontSDEdit(mixing_model, source, frames, TABLE, state={"tensors": tensors, "meta": meta}, **other)
+        WavefrontSDEdit(mixing_model, source, frames, TABLE, replace(run, seed=10), prediction_type="v",
+                        state={"tensors": tensors, "meta": meta})
+    with pytest.raises(ValueError, match="gaussian"):  # the Brownian tree is one whole-video draw: lock-step only
+        WavefrontSDEdit(mixing_model, source, frames, TABLE, replace(run, sde_noise="brownian"), prediction_type="v")

@@ -157,20 +157,19 @@ def test_demo_fallback_refuses_too(tmp_path, capsys):
 
 def test_python_api_refuses_the_same_values():
     from streaming_core.pipelines.long_video import ExtensionSettings
-    from streaming_core.pipelines.refine import refine
-    from streaming_core.pipelines.upscale import upscale_stream
+    from streaming_core.pipelines.refine import RefineSettings
+    from streaming_core.pipelines.upscale import UpscaleSettings
     from streaming_core.video_io import VideoWriter
 
-    frames = torch.rand(24, 16, 16, 3)
-    # the enhancer/models are never touched: the settings are checked first (None would fail otherwise)
+    # the settings objects refuse bad values when made, before any model or frame is touched
     with pytest.raises(InputError, match="guidance must be a finite number, got nan"):
-        refine(None, frames, "a", guidance=float("nan"))
+        RefineSettings(guidance=float("nan"))
     with pytest.raises(InputError, match="seed must be a whole number " + SEED_RANGE):
-        refine(None, frames, "a", seed=-1)
+        RefineSettings(seed=-1)
     with pytest.raises(InputError, match="seed must be a whole number " + SEED_RANGE):
-        upscale_stream(None, frames, seed=2**64)
+        UpscaleSettings(seed=2**64)
     with pytest.raises(InputError, match="positive tile side"):
-        upscale_stream(None, frames, flow_tile=-5)
+        UpscaleSettings(flow_tile=-5)
     with pytest.raises(InputError, match="seed must be a whole number " + SEED_RANGE):
         ExtensionSettings(["a"], seed=2**64)
     with pytest.raises(InputError, match="fps must be"):

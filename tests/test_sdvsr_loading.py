@@ -11,7 +11,7 @@ import torch
 from streaming_core.checkpoints.sdvsr import RAFT_FILE_NAME, list_model_folders, load_sdvsr, load_tokenizer
 from streaming_core.cli import main
 from streaming_core.errors import CheckpointError
-from streaming_core.pipelines.upscale import upscale_stream
+from streaming_core.pipelines.upscale import UpscaleSettings, upscale_stream
 from streaming_core.tiny.sdvsr import build_tiny_sdvsr, write_tiny_sdvsr
 
 
@@ -52,8 +52,8 @@ def test_loader_reproduces_the_tiny_models_exactly(tiny_dir, loaded):
     # CLIP("") through the folder's CLIPTokenizer files == through open_clip's packaged vocabulary
     torch.testing.assert_close(loaded.prompt_embeds, built.prompt_embeds, atol=0, rtol=0)
     frames = torch.rand(2, 12, 16, 3, generator=torch.Generator().manual_seed(1))
-    a = torch.stack(list(upscale_stream(loaded, frames, seed=2)))
-    b = torch.stack(list(upscale_stream(built, frames, seed=2)))
+    a = torch.stack(list(upscale_stream(loaded, frames, settings=UpscaleSettings(seed=2))))
+    b = torch.stack(list(upscale_stream(built, frames, settings=UpscaleSettings(seed=2))))
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # same weights; memory alignment may change kernels
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from streaming_core.errors import Cancelled, InputError
-from streaming_core.pipelines.upscale import UpscaleState, upscale_stream
+from streaming_core.pipelines.upscale import UpscaleSettings, UpscaleState, upscale_stream
 from streaming_core.tiny.sdvsr import build_tiny_sdvsr
 
 H, W = 12, 16  # LR; HR 48x64 (the tiny RAFT needs >= 32 px)
@@ -29,7 +29,7 @@ def frames():
 @pytest.fixture(scope="module")
 def reference(models, frames):
     """One call over all frames: the outputs the other tests compare with."""
-    stream = upscale_stream(models, frames, seed=7)
+    stream = upscale_stream(models, frames, settings=UpscaleSettings(seed=7))
     return torch.stack(list(stream)), stream.state
 
 
@@ -65,14 +65,14 @@ def test_first_frame_is_the_plain_unet_ddim_chain_without_controlnet(models, fra
         raise AssertionError("the ControlNet must not run on the first frame")
 
     monkeypatch.setattr(models.controlnet, "forward", no_controlnet)
-    first = next(iter(upscale_stream(models, frames[:1], seed=7)))
+    first = next(iter(upscale_stream(models, frames[:1], settings=UpscaleSettings(seed=7))))
     assert torch.equal(first, reference[0][0])
 
 
 def test_later_frames_use_the_warped_previous_output(models, frames, reference):
     """Frame 1 depends on frame 0's output: a different previous HR state changes it."""
     out, _ = reference
-    stream = upscale_stream(models, frames[:1], seed=7)
+    stream = upscale_stream(models, frames[:1], settings=UpscaleSettings(seed=7))
     list(stream)
     state = stream.state
     fake = UpscaleState(-state.prev_hr, state.prev_lr, state.rng_state, state.frames_done, state.seed)
@@ -86,19 +86,19 @@ def test_causality_future_frames_never_change_past_outputs(models, frames, refer
     out, _ = reference
     altered = frames.clone()
     altered[3:] = 255 - altered[3:]
-    new = torch.stack(list(upscale_stream(models, altered, seed=7)))
+    new = torch.stack(list(upscale_stream(models, altered, settings=UpscaleSettings(seed=7))))
     assert torch.equal(new[:3], out[:3])
     assert (new[3] - out[3]).abs().max() > 1e-3
 
 
 def test_two_calls_with_a_saved_state_equal_one_call(models, frames, reference, tmp_path):
     out, final = reference
-    first = upscale_stream(models, frames[:2], seed=7)
+    first = upscale_stream(models, frames[:2], settings=UpscaleSettings(seed=7))
     part1 = list(first)
     path = tmp_path / "state.safetensors"
     first.state.save(path)
     resumed = UpscaleState.load(path)
-    second = upscale_stream(models, frames[2:], resumed, seed=12345)  # the state's noise stream wins
+    second = upscale_stream(models, frames[2:], resumed, settings=UpscaleSettings(seed=12345))  # the state's noise stream wins
     part2 = list(second)
     assert torch.equal(torch.stack(part1 + part2), out)
     assert second.state.frames_done == 5
@@ -107,7 +107,7 @@ def test_two_calls_with_a_saved_state_equal_one_call(models, frames, reference, 
 
 def test_state_after_an_early_break_continues_exactly(models, frames, reference):
     out, _ = reference
-    stream = upscale_stream(models, frames, seed=7)
+    stream = upscale_stream(models, frames, settings=UpscaleSettings(seed=7))
     got = []
     for frame in stream:
         got.append(frame)
@@ -119,7 +119,7 @@ def test_state_after_an_early_break_continues_exactly(models, frames, reference)
 
 def test_seeds_and_injected_noise(models, frames, reference):
     out, _ = reference
-    other = torch.stack(list(upscale_stream(models, frames[:2], seed=8)))
+    other = torch.stack(list(upscale_stream(models, frames[:2], settings=UpscaleSettings(seed=8))))
     assert (other - out[:2]).abs().max() > 1e-3
     g = torch.Generator().manual_seed(7)
     noise = [torch.randn((1, 4, H, W), generator=g) for _ in range(2)]  # the documented draw order
@@ -141,7 +141,7 @@ def test_progress_reports_every_step_and_cancel_stops_within_a_step(models, fram
 
     for stop_at in (6, 8):  # inside frame 1, and at its last step (whose preview is frame 1 itself)
         got = []
-        stream = upscale_stream(models, frames, seed=7, on_step=lambda d, t, p, s=stop_at: cancel(d, s))
+        stream = upscale_stream(models, frames, on_step=lambda d, t, p, s=stop_at: cancel(d, s), settings=UpscaleSettings(seed=7))
         with pytest.raises(Cancelled):
             for frame in stream:
                 got.append(frame)
@@ -152,13 +152,13 @@ def test_progress_reports_every_step_and_cancel_stops_within_a_step(models, fram
 
 def test_flow_tiling_whole_frame_tile_is_exact_and_small_tiles_run(models, frames, reference):
     out, _ = reference
-    whole = torch.stack(list(upscale_stream(models, frames[:3], seed=7, flow_tile=64)))
+    whole = torch.stack(list(upscale_stream(models, frames[:3], settings=UpscaleSettings(seed=7, flow_tile=64))))
     assert torch.equal(whole, out[:3])  # a tile as big as the 48x64 frame is the official flow
-    tiled = torch.stack(list(upscale_stream(models, frames[:3], seed=7, flow_tile=32, flow_tile_overlap=16)))
+    tiled = torch.stack(list(upscale_stream(models, frames[:3], settings=UpscaleSettings(seed=7, flow_tile=32, flow_tile_overlap=16))))
     assert torch.equal(tiled[0], out[0])  # frame 0 has no flow at all
     assert torch.isfinite(tiled).all() and (tiled[1:] - out[1:3]).abs().max() > 0
     with pytest.raises(InputError, match="smaller than RAFT"):
-        list(upscale_stream(models, frames[:2], flow_tile=16))
+        list(upscale_stream(models, frames[:2], settings=UpscaleSettings(flow_tile=16)))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -167,7 +167,7 @@ def test_half_precisions_run_close_to_float32(frames, reference, dtype):
     models = build_tiny_sdvsr(seed=0).to(dtype=dtype, vae_dtype=dtype)
     assert models.dtype == models.vae_dtype == dtype
     assert next(models.raft.parameters()).dtype == torch.float32  # RAFT stays float32
-    half = torch.stack(list(upscale_stream(models, frames[:3], seed=7)))
+    half = torch.stack(list(upscale_stream(models, frames[:3], settings=UpscaleSettings(seed=7))))
     assert half.dtype == torch.float32 and torch.isfinite(half).all()
     assert (half - out[:3]).abs().mean() < 5e-3
 
@@ -186,7 +186,7 @@ def test_sizes_not_multiple_of_4_are_resized_down_and_said(models, caplog):
 @pytest.mark.parametrize("grey", [torch.rand(2, H, W, 1), [torch.rand(H, W)] * 2])
 def test_grey_frames_get_a_clear_error(models, grey):
     with pytest.raises(InputError, match="greyscale"):
-        list(upscale_stream(models, grey, seed=3))
+        list(upscale_stream(models, grey, settings=UpscaleSettings(seed=3)))
 
 
 def test_grey_pil_images_become_rgb_like_the_official_pipeline(models):
@@ -194,8 +194,8 @@ def test_grey_pil_images_become_rgb_like_the_official_pipeline(models):
 
     grey = (torch.rand(H, W) * 255).to(torch.uint8)
     pil = [Image.fromarray(grey.numpy(), "L")] * 2
-    a = torch.stack(list(upscale_stream(models, pil, seed=3)))
-    b = torch.stack(list(upscale_stream(models, grey[None, :, :, None].expand(2, -1, -1, 3), seed=3)))
+    a = torch.stack(list(upscale_stream(models, pil, settings=UpscaleSettings(seed=3))))
+    b = torch.stack(list(upscale_stream(models, grey[None, :, :, None].expand(2, -1, -1, 3), settings=UpscaleSettings(seed=3))))
     assert torch.equal(a, b)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from streaming_core.pipelines import memory_estimates as me
 from streaming_core.pipelines.memory_probe import peak_bytes
-from streaming_core.pipelines.upscale import upscale_stream
+from streaming_core.pipelines.upscale import UpscaleSettings, upscale_stream
 from streaming_core.sampling.guided_model import enhancer_chunk_model
 from streaming_core.tiny.workloads import WORKLOADS
 from st2v_shared import tiny_model
@@ -102,7 +102,7 @@ def test_upscale_frame_with_flow_within_2x(size):
     models = WORKLOADS["stream_diffvsr"].build()
     hp, wp = size
     frames = (torch.rand(2, hp, wp, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
-    stream = iter(upscale_stream(models, frames, seed=7, steps=2))
+    stream = iter(upscale_stream(models, frames, settings=UpscaleSettings(seed=7, steps=2)))
     with torch.no_grad():
         next(stream)  # the first frame has no flow; the second is the steady state
         measured, _ = peak_bytes(lambda: next(stream))

@@ -13,7 +13,7 @@ from streaming_core.models.vae import decode_latents, encode_pixels
 from streaming_core.sampling.guided_model import guided_chunk_model
 from streaming_core.tiny.enhancer import build_tiny_vae
 from streaming_core.tiny.sdvsr import build_tiny_sdvsr
-from streaming_core.pipelines.upscale import upscale_stream
+from streaming_core.pipelines.upscale import UpscaleSettings, upscale_stream
 
 
 def oom_when(condition):
@@ -92,7 +92,7 @@ def test_raft_retries_with_smaller_tiles(caplog):
     frames = (torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     wrap, raised = oom_when(lambda image, *a: image.shape[-1] > 64)  # RAFT on a whole 128 px HR frame fails
     models.raft.flow = wrap(models.raft.flow)
-    stream = upscale_stream(models, frames, seed=7, steps=2)
+    stream = upscale_stream(models, frames, settings=UpscaleSettings(seed=7, steps=2))
     with caplog.at_level(logging.WARNING, logger="streaming_core"), torch.no_grad():
         out = list(stream)
     assert len(out) == 2 and raised == [1]
@@ -107,4 +107,4 @@ def test_raft_second_failure_names_the_tile_setting():
     models.raft.flow = wrap(models.raft.flow)
     with pytest.raises(OutOfMemory, match=r"RAFT optical flow ran out of memory even at 64-pixel tiles: .*--tile"):
         with torch.no_grad():
-            list(upscale_stream(models, frames, seed=7, steps=2))
+            list(upscale_stream(models, frames, settings=UpscaleSettings(seed=7, steps=2)))

@@ -11,12 +11,14 @@ A resume state is saved next to the output (``OUT.state/``); an interrupted run 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from .. import validation
 from ..checkpoints.enhancer import load_enhancer
 from ..errors import InputError
 from ..models.enhancer import NativeResolution, plan_frames
-from ..pipelines.refine import check_refine_settings, file_source, refine_stream
+from ..official import REFINE
+from ..pipelines.refine import RefineSettings, file_source, refine_stream
 from ..pipelines.refine_state import RefineStateFolder
 from ..tiny.marker import tiny_weights_note
 from ..video_io import VideoWriter
@@ -34,11 +36,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output video file (.mp4)")
     parser.add_argument("--mode", default="randomized", choices=("randomized", "shared_noise", "independent"),
                         help="randomized blending (default), shared noise only, or independent chunks")
-    parser.add_argument("--chunk", type=int, default=24, help="frames per chunk (default 24)")
-    parser.add_argument("--overlap", type=int, default=8, help="frames shared by neighbouring chunks (default 8)")
-    parser.add_argument("--strength", type=float, default=0.6, help="re-noising strength in (0, 1] (0.6 = official t=599)")
-    parser.add_argument("--steps", type=int, default=30, help="solver steps (default 30)")
-    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--chunk", type=int, default=REFINE.chunk, help=f"frames per chunk (default {REFINE.chunk})")
+    parser.add_argument("--overlap", type=int, default=REFINE.overlap,
+                        help=f"frames shared by neighbouring chunks (default {REFINE.overlap})")
+    parser.add_argument("--strength", type=float, default=REFINE.strength,
+                        help=f"re-noising strength in (0, 1] ({REFINE.strength} = official t={REFINE.start_timestep})")
+    parser.add_argument("--steps", type=int, default=REFINE.steps, help=f"solver steps (default {REFINE.steps})")
+    parser.add_argument("--guidance", type=float, default=REFINE.guidance,
+                        help=f"classifier-free guidance scale (default {REFINE.guidance})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise, the blend cuts and the VAE sample")
     parser.add_argument("--sde-seed", type=int, default=None,
                         help="seed of the SDE noise (default: derived from --seed for gaussian; the official "
@@ -85,8 +90,8 @@ def run(args) -> int:
             validation.whole(name, getattr(args, name), low=1, fix="leave it out for the enhancer's own canvas")
     # with one side given, the other is the enhancer's: the canvas is then checked by refine_stream
     given = NativeResolution(args.width, args.height) if args.width and args.height else None
-    check_refine_settings(args.mode, args.chunk, args.overlap, args.strength, args.steps, args.guidance, args.seed,
-                          args.sde_seed, given)
+    settings = RefineSettings(args.mode, args.chunk, args.overlap, args.strength, args.steps, args.guidance, args.seed,
+                              args.sde_seed, args.sde_noise, given)
     if args.fps is not None:
         validation.fps(args.fps)
     validation.output_path(args.out, [args.video, *args.enhancer])
@@ -121,10 +126,8 @@ def run(args) -> int:
     count, size = 0, None
     progress.extra = f"0/{source.num_frames} frames final"
 
-    parts = refine_stream(enhancer, source, args.prompt, args.negative_prompt, mode=args.mode, chunk=args.chunk,
-                          overlap=args.overlap, strength=args.strength, steps=args.steps, guidance=args.guidance,
-                          seed=args.seed, on_step=progress, sde_seed=args.sde_seed, sde_noise=args.sde_noise,
-                          resolution=resolution, previews=False, state_dir=state, save_every=args.save_every,
+    parts = refine_stream(enhancer, source, args.prompt, args.negative_prompt, replace(settings, resolution=resolution),
+                          on_step=progress, previews=False, state_dir=state, save_every=args.save_every,
                           keep_state=args.keep_state)
     fps = args.fps if args.fps is not None else (source.fps or 8)
     try:

@@ -16,6 +16,7 @@ import torch
 from .. import validation
 from ..checkpoints.sdvsr import load_sdvsr
 from ..errors import InputError
+from ..official import UPSCALE
 from ..video_io import VideoWriter, iter_video_frames, video_info
 from .devices import add_memory_arguments, load_device, manage_memory, pick_device, pick_dtype
 
@@ -29,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video", required=True, metavar="IN", help="low-resolution input video")
     parser.add_argument("--out", required=True, metavar="OUT", help="output .mp4 (4x the input size)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-frame initial noise (CPU generator)")
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps per frame (the model is distilled for 4)")
+    parser.add_argument("--steps", type=int, default=UPSCALE.steps,
+                        help=f"denoising steps per frame (the model is distilled for {UPSCALE.steps})")
     parser.add_argument("--tile", default="auto", metavar="N|auto|0",
                         help="RAFT tile side in output pixels: 0 = whole frame (official; RAFT memory grows with the "
                              "4th power of the size), auto = tile only when RAFT would need more than ~6 GiB (default)")
@@ -86,7 +88,7 @@ def run(args) -> int:
     share = min(1.0, total / info["frames"]) if total and info["frames"] else 1.0
     validation.free_space(out, int(Path(args.video).stat().st_size * share), "the upscaled video")
 
-    from ..pipelines.upscale import upscale_stream  # loads diffusers: only once the settings are checked
+    from ..pipelines.upscale import UpscaleSettings, upscale_stream  # loads diffusers: only once the settings are checked
 
     torch.backends.cuda.matmul.allow_tf32 = True  # as the official inference script
     torch.backends.cudnn.allow_tf32 = True
@@ -96,8 +98,8 @@ def run(args) -> int:
     manage_memory(args, device, {"unet": [models.unet, models.controlnet], "vae": [models.vae],
                                  "raft": [models.raft]}, denoisers=("unet",))
     frames = iter_video_frames(args.video, start=args.start, limit=args.frames)
-    stream = upscale_stream(models, frames, seed=args.seed, steps=args.steps, flow_tile=tile,
-                            flow_tile_overlap=args.tile_overlap, on_step=_ProgressLine(total, args.steps),
+    settings = UpscaleSettings(args.seed, args.steps, tile, args.tile_overlap)
+    stream = upscale_stream(models, frames, settings=settings, on_step=_ProgressLine(total, args.steps),
                             total_frames=total)
     written = 0
     try:

@@ -20,7 +20,7 @@ from ..checkpoints.msvid2vid import build_unet_from_official, official_block_mod
 from ..sampling.blend import chunk_windows
 from ..sampling.guidance import cfg, rescale_guidance
 from ..sampling.guided_model import guided_chunk_model
-from ..sampling.sdedit import sdedit_windows
+from ..sampling.sdedit import SDEditReplay, SDEditSettings, sdedit_windows
 from ..schedules.prediction import to_x0
 from ..schedules.vp_sigmas import VPSigmaTable, logsnr_cosine_interp, zero_terminal_snr
 from .report import TABLE_ATOL, CaseResult, combine, compare, guarded
@@ -188,12 +188,11 @@ def _run_sampler(fx: Fixture, case: dict, dtype: torch.dtype, record: dict):
 
     offsets = fx.tensor(i["offsets"]).tolist()
     with torch.no_grad():
-        final = sdedit_windows(
-            model, z0.to(fx.device, dtype), fx.table, prediction_type=fx.prediction_type,
-            t_start=int(fx.tensor(i["t_sdedit"]).item()), steps=int(i["steps"]),
-            chunk=int(i["chunk_size"]), overlap=int(i["overlap_size"]), mode="randomized",
-            noise=noise.to(dtype), offsets=offsets, brownian=[fx.io[n].to(fx.device, dtype) for n in i["brownian"]],
-            observer=observe, dtype=dtype)
+        settings = SDEditSettings(int(fx.tensor(i["t_sdedit"]).item()), int(i["steps"]), chunk=int(i["chunk_size"]),
+                                  overlap=int(i["overlap_size"]), mode="randomized", dtype=dtype)
+        replay = SDEditReplay(noise.to(dtype), offsets, [fx.io[n].to(fx.device, dtype) for n in i["brownian"]])
+        final = sdedit_windows(model, z0.to(fx.device, dtype), fx.table, settings, prediction_type=fx.prediction_type,
+                               replay=replay, observer=observe)
     return final.cpu()
 
 

@@ -23,7 +23,7 @@ from ..models.sdvsr.bundle import SDVSRModels, sdvsr_schedule
 from ..models.sdvsr.denoiser import predict_v
 from ..models.sdvsr.warp import flow_warp
 from ..pipelines.sdvsr_frames import bicubic_x4, preprocess_frame
-from ..pipelines.upscale import UpscaleStream
+from ..pipelines.upscale import UpscaleSettings, UpscaleStream
 from ..sampling.ddim import ddim_prev_timestep, ddim_step
 from .report import NORMAL_DRAW_ATOL, TABLE_ATOL, CaseResult, combine, compare, guarded
 
@@ -238,7 +238,7 @@ def case_e2e(fx: Fixture, case: dict) -> CaseResult:
     lr_frames = fx.tensor("e2e.lr_uint8")
     noise = fx.tensor("e2e.noise")
     trace: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    stream = UpscaleStream(models, list(lr_frames), steps=fx.steps(), noise=list(noise),
+    stream = UpscaleStream(models, list(lr_frames), settings=UpscaleSettings(steps=fx.steps()), noise=list(noise),
                            record=lambda f, n, t: trace[f][n].append(t.detach().cpu()))
     images = torch.stack(list(stream))
     frames = sorted(trace)

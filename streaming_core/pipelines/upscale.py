@@ -13,10 +13,10 @@ only recurrence:
 
 Usage::
 
-    stream = upscale_stream(models, frames, seed=0)          # frames: any iterable of (H, W, 3)
-    for hr in stream:                                        # (4h, 4w, 3) float 0..1, CPU
+    stream = upscale_stream(models, frames, settings=UpscaleSettings(seed=0))  # any iterable of (H, W, 3)
+    for hr in stream:                   # (4h, 4w, 3) float 0..1, CPU
         writer.write(hr)
-    state = stream.state                                     # continue later: state=state
+    state = stream.state                # continue later: state=state
 
 ``stream.state`` is the state after the last frame handed out (also after an early break), a small
 ``UpscaleState`` of tensors and ints that can be saved with ``state.save(path)`` and carried
@@ -46,7 +46,8 @@ from ..models.sdvsr.bundle import NUM_STEPS, SDVSRModels
 from ..models.sdvsr.denoiser import predict_v, reuse_cond_embedding
 from ..models.sdvsr.flow import DEFAULT_TILE_OVERLAP, RAFT_DOWNSAMPLE, FlowEstimator, auto_tile_size
 from ..models.sdvsr.warp import flow_warp
-from ..progress import ProgressCallback, StepCounter
+from ..official import UPSCALE
+from ..progress import ProgressCallback, StepCounter, all_but_last
 from ..sampling.registry import OFFICIAL_SAMPLERS, get_sampler
 from ..state_files import load_safetensors, save_safetensors
 from ..tiny.sdvsr import build_random_sdvsr
@@ -164,25 +165,51 @@ def smaller_flow_tile(tile: Optional[int], hr_size: tuple[int, int], minimum: in
     return smaller if smaller < side and smaller < max(hr_size) else None
 
 
-def check_upscale_settings(seed: int = 0, steps: int = NUM_STEPS, flow_tile: int | str | None = None,
-                           flow_tile_overlap: int = DEFAULT_TILE_OVERLAP) -> None:
-    """Every setting of an upscale run (``validation.upscale_settings``, with this pipeline's defaults)."""
-    validation.upscale_settings(seed, steps, flow_tile, flow_tile_overlap)
+@dataclass(frozen=True)
+class UpscaleSettings:
+    """What decides an upscaled video besides the models and the frames; official by default
+    (``official.UPSCALE``). Checked when made (``validation.upscale_settings``).
+
+    seed: the per-frame noise's generator (only for a new video: a continued one carries its own).
+    flow_tile: None (official whole-frame RAFT), an int (HR tile side for RAFT), or "auto" (tile only
+        when RAFT's correlation volume would exceed ~6 GiB); "off"/0 and digit strings as the CLI and
+        the node menu give them. See ``models.sdvsr.flow``.
+    """
+
+    seed: int = 0
+    steps: int = UPSCALE.steps
+    flow_tile: int | str | None = None
+    flow_tile_overlap: int = DEFAULT_TILE_OVERLAP
+
+    def __post_init__(self):
+        validation.upscale_settings(self.seed, self.steps, self.flow_tile, self.flow_tile_overlap)
+        object.__setattr__(self, "flow_tile", parse_flow_tile(self.flow_tile))  # one spelling per choice
 
 
 class UpscaleStream:
-    """Iterate to get HR frames; ``.state`` is the state after the last frame handed out."""
+    """Upscale ``frames`` x4, causally, one frame at a time (see the module docstring): iterate to get
+    HR frames; ``.state`` is the state after the last frame handed out.
+
+    frames: iterable of (H, W, 3) uint8 / float 0..1 tensors, arrays or PIL images, or an
+        (F, H, W, 3) batch. All frames of one video must share a size; sizes are floored to a
+        multiple of 4 (by resizing, as official) and the output is 4x the floored size.
+    state: ``UpscaleState`` from a previous call to continue that video; None starts a new one
+        (its first frame has no temporal guidance).
+    noise: per-frame noise (1, 4, h, w) replayed instead of drawn (parity with recorded official noise).
+    on_step: progress/cancel callback, called after every denoising step; ``total`` is
+        frames x steps when the number of frames is known (else 0); each frame's last call carries
+        the new HR frame as preview.
+    record(frame, name, tensor): every intermediate, for parity checks.
+    Yields (4h, 4w, 3) float32 frames in 0..1 on ``output_device``.
+    """
 
     def __init__(
         self,
         models: SDVSRModels,
         frames: Iterable[Any],
         state: Optional[UpscaleState] = None,
+        settings: UpscaleSettings = UpscaleSettings(),
         *,
-        seed: int = 0,
-        steps: int = NUM_STEPS,
-        flow_tile: int | str | None = None,
-        flow_tile_overlap: int = DEFAULT_TILE_OVERLAP,
         noise: Optional[Iterable[torch.Tensor]] = None,
         on_step: Optional[ProgressCallback] = None,
         total_frames: Optional[int] = None,
@@ -192,20 +219,21 @@ class UpscaleStream:
         if isinstance(frames, torch.Tensor) and frames.ndim != 4:
             raise InputError(f"frames must be a batch (F, H, W, 3) or an iterable of (H, W, 3) frames; got a tensor "
                              f"of shape {tuple(frames.shape)}" + (" (one frame? wrap it: [frame])" if frames.ndim == 3 else ""))
-        check_upscale_settings(seed, steps, flow_tile, flow_tile_overlap)
+        if not isinstance(settings, UpscaleSettings):
+            raise InputError(f"settings must be an UpscaleSettings, got {type(settings).__name__}")
         if total_frames is None and hasattr(frames, "__len__"):
             total_frames = len(frames)
         self.models = models
         self.frames = frames
-        self.steps = steps
-        self.seed = int(seed)
-        self.flow_tile = parse_flow_tile(flow_tile)
-        self.flow_tile_overlap = flow_tile_overlap
+        self.steps = settings.steps
+        self.seed = int(settings.seed)
+        self.flow_tile = settings.flow_tile
+        self.flow_tile_overlap = settings.flow_tile_overlap
         self.noise = None if noise is None else iter(noise)
         self.total_frames = total_frames
         self.output_device = torch.device(output_device)
         self.record = record
-        self._counter = StepCounter((total_frames or 0) * steps, on_step)
+        self._counter = StepCounter((total_frames or 0) * self.steps, on_step)
         self._state = state
         self._state_cpu: Optional[UpscaleState] = state
         self._flow_cache: Optional[_FlowCache] = None
@@ -308,8 +336,8 @@ class UpscaleStream:
         if record is not None:
             record("noise", noise)
         counter = self._counter
-        hr = denoise_and_decode(models, lr, noise, warped, self.steps,
-                                after_step=lambda k: counter.step(None) if k < self.steps - 1 else None,
+        report = all_but_last(counter.count)  # the frame's last step is reported below, with the frame
+        hr = denoise_and_decode(models, lr, noise, warped, self.steps, after_step=lambda k: report(k + 1, self.steps),
                                 record=record)
         image = to_image(hr).cpu()
         if record is not None:
@@ -320,37 +348,8 @@ class UpscaleStream:
         return image
 
 
-def upscale_stream(
-    models: SDVSRModels,
-    frames: Iterable[Any],
-    state: Optional[UpscaleState] = None,
-    *,
-    seed: int = 0,
-    steps: int = NUM_STEPS,
-    flow_tile: int | str | None = None,
-    flow_tile_overlap: int = DEFAULT_TILE_OVERLAP,
-    noise: Optional[Iterable[torch.Tensor]] = None,
-    on_step: Optional[ProgressCallback] = None,
-    total_frames: Optional[int] = None,
-    output_device: str | torch.device = "cpu",
-) -> UpscaleStream:
-    """Upscale ``frames`` x4, causally, one frame at a time (see the module docstring).
-
-    frames: iterable of (H, W, 3) uint8 / float 0..1 tensors, arrays or PIL images, or an
-        (F, H, W, 3) batch. All frames of one video must share a size; sizes are floored to a
-        multiple of 4 (by resizing, as official) and the output is 4x the floored size.
-    state: ``UpscaleState`` from a previous call to continue that video; None starts a new one
-        (its first frame has no temporal guidance). ``seed`` only matters when ``state`` is None.
-    flow_tile: None (official whole-frame RAFT), an int (HR tile side for RAFT), or "auto" (tile
-        only when RAFT's correlation volume would exceed ~6 GiB). See ``models.sdvsr.flow``.
-    on_step: progress/cancel callback, called after every denoising step; ``total`` is
-        frames x steps when the number of frames is known (else 0); each frame's last call carries
-        the new HR frame as preview.
-    Yields (4h, 4w, 3) float32 frames in 0..1 on ``output_device``.
-    """
-    return UpscaleStream(models, frames, state, seed=seed, steps=steps, flow_tile=flow_tile,
-                         flow_tile_overlap=flow_tile_overlap, noise=noise, on_step=on_step,
-                         total_frames=total_frames, output_device=output_device)
+# The entry point, named as the call it is: ``upscale_stream(models, frames, state, settings)``.
+upscale_stream = UpscaleStream
 
 
 def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.dtype] = None,
@@ -371,7 +370,7 @@ def benchmark(*, full: bool = False, device: str = "cpu", dtype: Optional[torch.
     video = torch.rand(n, *side, 3, generator=torch.Generator().manual_seed(seed))
 
     def run(count: int) -> None:
-        for _ in upscale_stream(models, video[:count], seed=seed):
+        for _ in upscale_stream(models, video[:count], settings=UpscaleSettings(seed=seed)):
             pass
 
     with peak_memory(device) as peak:

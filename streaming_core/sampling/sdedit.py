@@ -29,9 +29,9 @@ Modes (``sampling.blend.BLEND_MODES``), the paper's ablation (Sec. 4.3):
 - ``independent``: every window is its own SDEdit run with its own noise (init and SDE), concatenated
   the same way (naive concatenation).
 
-Everything random is a parameter or replayable: the init noise (``noise`` or a torch generator
-seeded with ``seed``), the cuts (``offsets`` recorded per step, or ``random.Random(seed)``), and the
-SDE noise (``brownian`` recorded increments, or a source seeded with ``sde_seed``: by default the
+Everything random is a setting or replayable (``SDEditReplay``): the init noise (``noise`` or a torch
+generator seeded with ``seed``), the cuts (``offsets`` recorded per step, or ``random.Random(seed)``),
+and the SDE noise (``brownian`` recorded increments, or a source seeded with ``sde_seed``: by default the
 official entropy 0 for the Brownian tree, a seed derived from ``seed`` for Gaussian draws).
 
 This lock-step sampler holds the whole video. The refiner's default (Gaussian SDE noise) runs the
@@ -45,10 +45,12 @@ parity fixtures' recorded draws).
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
 
+from ..official import REFINE
 from ..progress import ProgressCallback, StepCounter
 from ..schedules.prediction import PREDICTION_TYPES, to_x0
 from ..schedules.vp_sigmas import VPSigmaTable
@@ -60,6 +62,7 @@ from .dpmpp_sde import BrownianTreeNoise, GaussianStepNoise, ReplayNoise, sample
 # (x_vp chunk (B, C, f, h, w), integer timestep) -> network output (guided): the pack's one denoiser shape
 ChunkModel = Denoiser
 SDE_NOISES = ("brownian", "gaussian")
+INITS = ("modelscope", "exact")
 
 
 def paste_window(out: torch.Tensor, value: torch.Tensor, window: Window, offset: int) -> None:
@@ -125,50 +128,77 @@ def _offset_source(windows, mode, rng: random.Random, recorded: Optional[Sequenc
     return lambda i: draw_offsets(windows, mode, rng)
 
 
-def sdedit_windows(
-    model: ChunkModel,
-    z0: torch.Tensor,
-    table: VPSigmaTable,
-    *,
-    prediction_type: str,
-    t_start: int,
-    steps: int,
-    chunk: int = 24,
-    overlap: int = 8,
-    mode: str = "randomized",
-    seed: int = 0,
-    sde_seed: Optional[int] = None,
-    noise: Optional[torch.Tensor] = None,
-    offsets: Optional[Sequence[Sequence[int]]] = None,
-    brownian: Optional[Sequence[torch.Tensor]] = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-    init: str = "modelscope",
-    sde_noise: str = "brownian",
-    dtype: torch.dtype = torch.float32,
-    on_step: Optional[ProgressCallback] = None,
-    on_window: Optional[Callable[[int, int, torch.Tensor], None]] = None,
-    observer: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None,
-) -> torch.Tensor:
-    """Clean latents (B, C, F, h, w) from clean latents ``z0`` re-noised to ``t_start``.
+@dataclass(frozen=True)
+class SDEditSettings:
+    """Everything a blended SDEdit run does besides its model and draws: shared by the lock-step
+    sampler (``sdedit_windows``) and the wavefront (``sampling/wavefront.py``), so one object gives
+    both the same run. Chunking defaults to the official refiner's (``official.REFINE``).
 
     ``init``: ``"modelscope"`` starts the solver from ``x_vp * sigma_0`` (MS-Vid2Vid-XL's scaling of
     the VP latent by the EDM sigma, kept for parity); ``"exact"`` from ``x_vp / alpha``, the true
     EDM latent at that noise level. ``sde_noise``: ``"brownian"`` (official: a torchsde Brownian tree
     over the whole video; exact official values, but its time and CPU memory grow with the video) or
-    ``"gaussian"`` (an independent draw per step; same law, constant cost). ``sde_seed``: the SDE
-    noise's seed; None = entropy 0 for the tree (official) and a seed derived from ``seed`` for
-    Gaussian draws. ``noise``/``offsets``/``brownian`` replay recorded draws: over the whole video,
-    except for ``independent``, whose draws are over the windows laid end to end. Progress:
-    ``on_step(done, total, None)`` after every window of every step, ``total = steps * windows``;
-    raising stops the run.
+    ``"gaussian"`` (an independent draw per step; same law, constant cost; the only kind the
+    wavefront draws). ``sde_seed``: the SDE noise's seed; None = entropy 0 for the tree (official)
+    and a seed derived from ``seed`` for Gaussian draws. ``dtype``: the solver state's precision
+    (the network may compute in a lower one).
     """
-    if mode not in BLEND_MODES:
-        raise ValueError(f"unknown blend mode {mode!r}; one of {', '.join(BLEND_MODES)}")
-    if sde_noise not in SDE_NOISES:
-        raise ValueError(f"sde_noise must be one of {SDE_NOISES}, got {sde_noise!r}")
-    if init not in ("modelscope", "exact"):
-        raise ValueError(f"init must be 'modelscope' or 'exact', got {init!r}")
+
+    t_start: int
+    steps: int
+    chunk: int = REFINE.chunk
+    overlap: int = REFINE.overlap
+    mode: str = "randomized"
+    seed: int = 0
+    sde_seed: Optional[int] = None
+    sde_noise: str = "brownian"
+    eta: float = 1.0
+    s_noise: float = 1.0
+    init: str = "modelscope"
+    dtype: torch.dtype = torch.float32
+
+    def __post_init__(self):
+        if self.mode not in BLEND_MODES:
+            raise ValueError(f"unknown blend mode {self.mode!r}; one of {', '.join(BLEND_MODES)}")
+        if self.sde_noise not in SDE_NOISES:
+            raise ValueError(f"sde_noise must be one of {SDE_NOISES}, got {self.sde_noise!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be 'modelscope' or 'exact', got {self.init!r}")
+
+
+@dataclass(frozen=True)
+class SDEditReplay:
+    """Recorded draws to replay instead of drawing (parity with the official run, or the wavefront's
+    keyed draws): the initial ``noise``, the cuts ``offsets`` per step, the SDE increments ``brownian``
+    per step. Over the whole video, except for ``independent``, whose draws are over the windows laid
+    end to end. None: drawn."""
+
+    noise: Optional[torch.Tensor] = None
+    offsets: Optional[Sequence[Sequence[int]]] = None
+    brownian: Optional[Sequence[torch.Tensor]] = None
+
+
+def sdedit_windows(
+    model: ChunkModel,
+    z0: torch.Tensor,
+    table: VPSigmaTable,
+    settings: SDEditSettings,
+    *,
+    prediction_type: str,
+    replay: SDEditReplay = SDEditReplay(),
+    on_step: Optional[ProgressCallback] = None,
+    on_window: Optional[Callable[[int, int, torch.Tensor], None]] = None,
+    observer: Optional[Callable[[int, torch.Tensor, torch.Tensor], None]] = None,
+) -> torch.Tensor:
+    """Clean latents (B, C, F, h, w) from clean latents ``z0`` re-noised to ``settings.t_start``.
+
+    ``replay``: recorded draws instead of drawing them (``SDEditReplay``). Progress:
+    ``on_step(done, total, None)`` after every window of every step, ``total = steps * windows``;
+    raising stops the run. ``on_window(step, k, x0)`` after each window's prediction;
+    ``observer(step, x_in, x0)`` after each step (recording for parity checks).
+    """
+    chunk, overlap, mode, seed, steps = settings.chunk, settings.overlap, settings.mode, settings.seed, settings.steps
+    t_start, noise = settings.t_start, replay.noise
     windows = chunk_windows(z0.shape[2], chunk, overlap)
     rng = random.Random(seed)
     separate = mode in ("shared_noise", "independent")  # every window its own run: nothing fused
@@ -177,7 +207,7 @@ def sdedit_windows(
         solver_windows = [Window(k * chunk, (k + 1) * chunk) for k in range(len(windows))]
     else:
         lay_out, solver_windows = (lambda t: t), windows
-    work = lay_out(z0).to(dtype)  # the solver state; the network may compute in a lower precision
+    work = lay_out(z0).to(settings.dtype)  # the solver state; the network may compute in a lower precision
     # the shape every random draw is made in: the whole video, unless each window draws its own
     draw_shape = tuple(work.shape) if mode == "independent" else tuple(z0.shape)
     shared = lay_out if mode == "shared_noise" else (lambda t: t)
@@ -191,7 +221,7 @@ def sdedit_windows(
     alpha0, sigma0_vp = (v.to(work.device) for v in table.alpha_sigma_at(t_start))
     x_vp = alpha0 * work + sigma0_vp * noise
     sigmas = table.sdedit_sigmas(t_start, steps).to(work.device)
-    x = x_vp * sigmas[0] if init == "modelscope" else x_vp / alpha0
+    x = x_vp * sigmas[0] if settings.init == "modelscope" else x_vp / alpha0
     del work, noise, x_vp  # long videos: keep only the solver's own whole-video tensors
 
     counter = StepCounter(steps * len(windows), on_step)
@@ -202,19 +232,20 @@ def sdedit_windows(
         counter.step()
 
     denoiser = BlendedDenoiser(model, table, prediction_type, solver_windows,
-                               _offset_source(solver_windows, mode, rng, offsets), window_done, observer)
-    if brownian is not None:
-        source = ReplayNoise(brownian)
-    elif not eta:
+                               _offset_source(solver_windows, mode, rng, replay.offsets), window_done, observer)
+    sde_seed = settings.sde_seed
+    if replay.brownian is not None:
+        source = ReplayNoise(replay.brownian)
+    elif not settings.eta:
         source = None
-    elif sde_noise == "brownian":
+    elif settings.sde_noise == "brownian":
         source = BrownianTreeNoise(torch.empty(draw_shape, device="meta"), sigmas, 0 if sde_seed is None else sde_seed)
     else:
         source = GaussianStepNoise(torch.empty(draw_shape, device="meta"),
                                    derive_seed("sdedit sde noise", seed) if sde_seed is None else sde_seed)
     if source is not None and mode == "shared_noise":
         source = _mapped_noise(source, lambda n: shared(n.to(x.device, x.dtype)))
-    latents = sample_dpmpp_2m_sde(denoiser, x, sigmas, source, eta=eta, s_noise=s_noise)
+    latents = sample_dpmpp_2m_sde(denoiser, x, sigmas, source, eta=settings.eta, s_noise=settings.s_noise)
 
     if separate:
         parts = [latents[:, :, w.start:w.end] for w in solver_windows]

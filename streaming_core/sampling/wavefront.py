@@ -31,10 +31,10 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
-from .blend import BLEND_MODES, Window, chunk_windows, draw_offsets
+from .blend import Window, chunk_windows, draw_offsets
 from .dpmpp_sde import dpmpp_2m_sde_step
 from .keyed_draws import INIT_PURPOSE, SDE_PURPOSE, blend_cut, frame_noise, sde_seed_of, slot_keys
-from .sdedit import ChunkModel
+from .sdedit import ChunkModel, SDEditSettings
 from ..schedules.prediction import PREDICTION_TYPES, to_x0
 from ..schedules.vp_sigmas import VPSigmaTable
 
@@ -92,22 +92,21 @@ class WavefrontSDEdit:
     count the frames alive (solver frames plus clean latents read ahead).
     """
 
-    def __init__(self, model: ChunkModel, latents: LatentSource, num_frames: int,
-                 table: VPSigmaTable, *, prediction_type: str, t_start: int, steps: int, chunk: int = 24,
-                 overlap: int = 8, mode: str = "randomized", seed: int = 0, sde_seed: Optional[int] = None,
-                 eta: float = 1.0, s_noise: float = 1.0, init: str = "modelscope",
-                 dtype: torch.dtype = torch.float32,
+    def __init__(self, model: ChunkModel, latents: LatentSource, num_frames: int, table: VPSigmaTable,
+                 settings: SDEditSettings, *, prediction_type: str,
                  on_window: Optional[Callable[[int, int, torch.Tensor], None]] = None,
                  state: Optional[dict] = None):
-        if mode not in BLEND_MODES:
-            raise ValueError(f"unknown blend mode {mode!r}; one of {', '.join(BLEND_MODES)}")
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unknown prediction type {prediction_type!r}; one of {PREDICTION_TYPES}")
-        if init not in ("modelscope", "exact"):
-            raise ValueError(f"init must be 'modelscope' or 'exact', got {init!r}")
+        if settings.sde_noise != "gaussian":
+            raise ValueError("the wavefront draws Gaussian SDE noise keyed by (step, frame): give sde_noise='gaussian' "
+                             "(the official Brownian tree is one whole-video draw: use sdedit_windows)")
+        t_start, steps, chunk, overlap, mode = (settings.t_start, settings.steps, settings.chunk, settings.overlap,
+                                                settings.mode)
+        seed, eta, s_noise, init, dtype = settings.seed, settings.eta, settings.s_noise, settings.init, settings.dtype
         self.model, self.latents, self.table = model, latents, table
         self.prediction_type, self.mode, self.seed = prediction_type, mode, int(seed)
-        self.sde_seed = sde_seed_of(seed, sde_seed)
+        self.sde_seed = sde_seed_of(seed, settings.sde_seed)
         self.steps, self.chunk, self.eta, self.s_noise, self.init, self.dtype = steps, chunk, eta, s_noise, init, dtype
         self.on_window = on_window
         self.num_frames = int(num_frames)
@@ -307,10 +306,11 @@ class WavefrontSDEdit:
         self.read, self.emitted = int(meta["read"]), int(meta["emitted"])
 
 
-def wavefront_sdedit(model: ChunkModel, z0: torch.Tensor, table: VPSigmaTable, **kw) -> Iterator[torch.Tensor]:
+def wavefront_sdedit(model: ChunkModel, z0: torch.Tensor, table: VPSigmaTable, settings: SDEditSettings, *,
+                     prediction_type: str) -> Iterator[torch.Tensor]:
     """``WavefrontSDEdit`` over a latent video already in memory (B, C, F, h, w); yields final parts."""
     source = lambda start: iter([z0[:, :, start:]])  # noqa: E731 - a one-part source
-    for part in WavefrontSDEdit(model, source, z0.shape[2], table, **kw).run():
+    for part in WavefrontSDEdit(model, source, z0.shape[2], table, settings, prediction_type=prediction_type).run():
         if part is not None:
             yield part
 

@@ -94,10 +94,10 @@ def _sdvsr():
 
 @torch.no_grad()
 def _run_sdvsr(models) -> torch.Tensor:
-    from ..pipelines.upscale import upscale_stream
+    from ..pipelines.upscale import UpscaleSettings, upscale_stream
 
     frames = (torch.rand(2, 16, 16, 3, generator=_gen()) * 255).to(torch.uint8)
-    out = list(upscale_stream(models, frames, seed=7, steps=2))
+    out = list(upscale_stream(models, frames, settings=UpscaleSettings(seed=7, steps=2)))
     return torch.stack([torch.as_tensor(f) for f in out]).float().flatten()
 
 

@@ -10,12 +10,13 @@ import torch
 from torch import nn
 from diffusers import ControlNetModel, UNet2DConditionModel
 
+from ...official import UPSCALE
 from ...schedules.discrete import DiscreteVPSchedule
 from .raft import RaftFlow
 from .temporal_vae import TemporalAutoencoderTiny
 from ..operations import execution_device, execution_dtype
 
-NUM_STEPS = 4  # the distilled UNet was trained for t = 999, 749, 499, 249 (trailing spacing)
+NUM_STEPS = UPSCALE.steps  # the distilled UNet was trained for t = 999, 749, 499, 249 (trailing spacing)
 
 
 def sdvsr_schedule(config: Optional[dict] = None) -> DiscreteVPSchedule:
