@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from ..streaming_core.official import EXTENSION
 from ..streaming_core.pipelines.long_video import ExtensionSettings
-from ..streaming_core.pipelines.resumable_loop import (AUTO, auto_run_name, check_run_name, prompts_from_lines,
-                                                       run_chunk_loop)
+from ..streaming_core.pipelines.resumable_loop import (AUTO, ResumePolicy, auto_run_name, check_run_name,
+                                                       prompts_from_lines, run_chunk_loop)
 from ..streaming_core.pipelines.run_folder import RunFolder
 from ..streaming_core.validation import MAX_FRAMES
 from . import host
@@ -15,6 +16,7 @@ from .common_inputs import (IMAGE_ONLY_IF_USED, STREAMED_VIDEO_TOOLTIP, UNIQUE_I
 from .generate import ANCHOR_TOOLTIP, MODEL_TOOLTIP, extension_need
 
 RUNS_FOLDER = "streamingt2v_runs"
+REFUSAL_HINT = "pick another run name, or delete the folder to start over"
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +58,7 @@ class ST2VChunkLoop:
                                               "per chunk; the last chunk is cut to fit)."}),
                 "seed": seed_input("Seed of every chunk's noise (chunk k draws from (seed, k), so a longer video "
                                    "starts with the shorter one). Keep it fixed to resume."),
-                "steps": steps_input(50, "DDIM steps per chunk (official: 50)."),
+                "steps": steps_input(EXTENSION.steps, f"DDIM steps per chunk (official: {EXTENSION.steps})."),
                 **guidance_inputs(),
                 "run_name": ("STRING", {
                     "default": AUTO,
@@ -93,15 +95,16 @@ class ST2VChunkLoop:
 
         want_image = host.output_used(queued_graph, unique_id, 0)
         streamed = None
-        common = dict(anchor=anchor, keep_state=keep_state, on_step=host.progress_callback(steps, unique_id),
-                      output_device=host.intermediate_device(), keep_frames=want_image, on_resume=on_resume)
+        policy = ResumePolicy(keep_state=keep_state, refusal_hint=REFUSAL_HINT, on_resume=on_resume)
+        common = dict(anchor=anchor, on_step=host.progress_callback(steps, unique_id),
+                      output_device=host.intermediate_device(), keep_frames=want_image)
         if host.output_used(queued_graph, unique_id, 1):
             with host.HandoffWriter(fps, "ST2V Chunk Loop") as out:
-                result = run_chunk_loop(st2v, start, frames, settings, folder, on_frames=out.write, **common)
+                result = run_chunk_loop(st2v, start, frames, settings, folder, policy, on_frames=out.write, **common)
                 streamed = out.finish()
             host.remember_output(type(self).__name__, unique_id, streamed)
         else:
-            result = run_chunk_loop(st2v, start, frames, settings, folder, **common)
+            result = run_chunk_loop(st2v, start, frames, settings, folder, policy, **common)
         if result.resumed_from:
             log.info("ST2V Chunk Loop: resumed run %s from frame %d; the video has %d frames",
                      folder.path.name, result.resumed_from, frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..streaming_core.official import EXTENSION
 from ..streaming_core.validation import MAX_SEED  # the core's seeds are int64: one ceiling for CLI, API and nodes
 
 
@@ -29,10 +30,11 @@ def negative_input():
 def guidance_inputs():
     """The CAM steps' two guidance scales (paper eq. 12); equal values take the official joint form."""
     return {
-        "text_guidance": scale_input(7.5, "How strongly the chunk follows the prompt (classifier-free guidance). "
-                                          "With anchor_guidance equal to it, one joint scale as officially (7.5), "
-                                          "two network passes per step."),
-        "anchor_guidance": scale_input(7.5, "How strongly the chunk keeps the anchor frame's appearance (APM). A "
+        "text_guidance": scale_input(EXTENSION.guidance,
+                                     "How strongly the chunk follows the prompt (classifier-free guidance). With "
+                                     f"anchor_guidance equal to it, one joint scale as officially ({EXTENSION.guidance}), "
+                                     "two network passes per step."),
+        "anchor_guidance": scale_input(EXTENSION.guidance, "How strongly the chunk keeps the anchor frame's appearance (APM). A "
                                             "value different from text_guidance uses the paper's eq. 12 with "
                                             "separate scales: three passes per step instead of two."),
     }

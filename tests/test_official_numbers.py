@@ -1,16 +1,32 @@
-"""Every default of the generation pipeline, the CLI and the nodes is the official number, read from
-``streaming_core/official.py``; the expected values are the spec's (streamingt2v_spec.md §0, §4.2)."""
+"""Every default of the pipelines, the CLI, the nodes and the docs is the official number, read from
+``streaming_core/official.py`` (one source per product); the expected values are the specs'
+(streamingt2v_spec.md §0 rows 1-3, §4.2, the enhancement section; stream_diffvsr_spec.md's
+hard-coded settings), written here from the specs, not from the code."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import pytest
 
 from pack_loader import load_pack
+from streaming_core.cli import refine as refine_cli
+from streaming_core.cli import upscale as upscale_cli
 from streaming_core.cli.generate import add_generation_arguments
+from streaming_core.official import REFINE as REFINE_FACTS
 from streaming_core.pipelines.long_video import ExtensionSettings, InitialChunkSettings
+from streaming_core.pipelines.refine import RefineSettings
+from streaming_core.pipelines.upscale import UpscaleSettings
+from streaming_core.sampling.sdedit import SDEditSettings
+from streaming_core.schedules.vp_sigmas import VPSigmaTable, strength_to_timestep
 
+REPO = Path(__file__).resolve().parent.parent
 FIRST_CHUNK = {"steps": 50, "guidance": 9.0, "size": 256}  # §0 row 1: 50 steps, guidance 9.0, 256x256
 EXTENSION = {"steps": 50, "eta": 1.0, "guidance": 7.5}  # §0 row 2: DDIM 50 steps, eta 1.0, CFG 7.5
+# §0 row 3: 24-frame chunks, overlap 8, SDEdit from t=599 (strength 0.6), 30 DPM++ 2M SDE steps, CFG 7.5
+REFINE = {"chunk": 24, "overlap": 8, "strength": 0.6, "steps": 30, "guidance": 7.5}
+UPSCALE_STEPS = 4  # Stream-DiffVSR: steps 4 (t = 999, 749, 499, 249)
 
 
 def test_pipeline_settings_default_to_the_official_numbers():
@@ -35,3 +51,56 @@ def test_node_defaults_are_the_official_numbers():
     first = nodes.generate.ST2VInitialChunk.INPUT_TYPES()["required"]
     assert [first[k][1]["default"] for k in ("steps", "guidance", "width", "height")] == [50, 9.0, 256, 256]
     assert "official: 9.0" in first["guidance"][1]["tooltip"]
+
+
+def test_refine_and_upscale_settings_default_to_the_official_numbers():
+    refine = RefineSettings()
+    assert {k: getattr(refine, k) for k in REFINE} == REFINE
+    sampler = SDEditSettings(599, 30)
+    assert (sampler.chunk, sampler.overlap) == (REFINE["chunk"], REFINE["overlap"])
+    assert strength_to_timestep(REFINE_FACTS.strength, VPSigmaTable.ms_vid2vid()) == REFINE_FACTS.start_timestep == 599
+    assert UpscaleSettings().steps == UPSCALE_STEPS
+    from streaming_core.models.sdvsr.bundle import NUM_STEPS  # imports diffusers
+
+    assert NUM_STEPS == UPSCALE_STEPS
+
+
+def test_refine_and_upscale_cli_defaults_and_help_name_the_official_numbers():
+    parser = argparse.ArgumentParser()
+    refine_cli.add_arguments(parser)
+    args = parser.parse_args(["--enhancer", "e", "--video", "v", "--prompt", "p", "--out", "o.mp4"])
+    assert {k: getattr(args, k) for k in REFINE} == REFINE
+    help_text = " ".join(parser.format_help().split())
+    assert "(0.6 = official t=599)" in help_text and "(default 30)" in help_text and "(default 7.5)" in help_text
+    parser = argparse.ArgumentParser()
+    upscale_cli.add_arguments(parser)
+    assert parser.parse_args(["--sdvsr", "d", "--video", "v", "--out", "o.mp4"]).steps == UPSCALE_STEPS
+
+
+def test_extension_and_refiner_nodes_default_to_the_official_numbers():
+    nodes = load_pack().nodes
+    refiner = nodes.refine.ST2VRandomizedBlendRefiner.INPUT_TYPES()["required"]
+    assert {k: refiner[k][1]["default"] for k in REFINE} == REFINE
+    assert all(f"official: {REFINE[k]}" in refiner[k][1]["tooltip"] for k in REFINE)
+    for cls in (nodes.generate.ST2VCAMExtender, nodes.chunk_loop.ST2VChunkLoop):
+        inputs = cls.INPUT_TYPES()["required"]
+        assert inputs["steps"][1]["default"] == EXTENSION["steps"]
+        assert inputs["text_guidance"][1]["default"] == inputs["anchor_guidance"][1]["default"] == EXTENSION["guidance"]
+        assert f"official: {EXTENSION['steps']}" in inputs["steps"][1]["tooltip"]
+
+
+@pytest.mark.parametrize("doc,line_start,stated", [
+    ("README.md", "| ST2V Initial Chunk |", ["50 steps", "guidance 9"]),
+    ("README.md", "| ST2V Randomized Blend Refiner |", ["chunk 24, overlap 8, strength 0.6, 30 steps"]),
+    ("docs/nodes.md", "| ST2V CAM Extender", ["steps (50)", "(7.5;"]),
+    ("docs/nodes.md", "| ST2V Randomized Blend Refiner",
+     ["chunk (24), overlap (8), strength (0.6), steps (30), guidance (7.5)"]),
+    ("docs/generate.md", "- Guidance of the extensions", ["(7.5)"]),
+    ("docs/refine.md", "chunk, without seams.", ["official strength 0.6 = t 599"]),
+])
+def test_the_docs_state_the_official_numbers(doc, line_start, stated):
+    """The docs cannot import ``official.py``: the lines that state its numbers are held to the specs here,
+    so a changed number fails until the docs say the same."""
+    lines = [line for line in (REPO / doc).read_text().splitlines() if line.startswith(line_start)]
+    assert len(lines) == 1, f"{doc}: no single line starting with {line_start!r}"
+    assert all(text in lines[0] for text in stated), (doc, lines[0])

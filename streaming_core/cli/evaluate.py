@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..official import REFINE
 from ..video_io import iter_video_frames, video_info
 from .devices import pick_device
 from .progress_bar import ProgressBar
@@ -33,8 +34,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models-dir", default="models", metavar="MODELS", help="where default weight files are looked up")
     parser.add_argument("--chunks", default="st2v", metavar="st2v|refine|N:M|none",
                         help="chunk layout the videos were made with, for the seam measures: st2v = 16-frame chunks "
-                             "with 8 conditioning frames (generate), refine = windows of 24 overlapping by 8 "
-                             "(the refiner), N:M = chunk N overlap M, none = no seam measures (default: st2v)")
+                             f"with 8 conditioning frames (generate), refine = windows of {REFINE.chunk} "
+                             f"overlapping by {REFINE.overlap} (the refiner), N:M = chunk N overlap M, none = no seam measures (default: st2v)")
     parser.add_argument("--names", metavar="A,B,...", help="column names (default: the file names)")
     parser.add_argument("--mawe-size", type=int, default=720, help="side frames are resized to for MAWE (official: 720)")
     parser.add_argument("--json", metavar="OUT", help="write the full report (numbers and curves) as JSON")

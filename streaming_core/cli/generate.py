@@ -30,8 +30,9 @@ from ..checkpoints.st2v import load_streamingt2v
 from ..errors import CheckpointError, InputError
 from ..official import EXTENSION, INITIAL_CHUNK
 from ..pipelines.checks import CHUNK_FRAMES, check_size
-from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video
-from ..pipelines.run_folder import RunFolder, resume_message
+from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings
+from ..pipelines.resumable_loop import ResumePolicy, TextStart, run_chunk_loop
+from ..pipelines.run_folder import RunFolder
 from ..sampling.registry import OFFICIAL_SAMPLERS, sampler_names
 from ..tiny.marker import tiny_weights_note
 from ..tiny.modelscope import build_tiny_modelscope_unet
@@ -201,56 +202,37 @@ LONG_RUN_HINT = "fewer --frames, --steps/--base-steps or a smaller --width/--hei
 def render(args, model, base_unet, label: str = "", long_run_hint: str = LONG_RUN_HINT) -> int:
     """Run the pipeline for ``args`` and stream the frames into ``args.out``; returns frames written."""
     settings = extension_settings(args)
-    initial = initial_settings(args) if not args.init_video else None
     anchor = read_image(args.anchor) if args.anchor else None
     out = Path(args.out)
     folder = RunFolder(args.resume or args.state or str(out) + ".state")
     if not args.resume and folder.exists():
         raise InputError(f"an unfinished run left its resume state at {folder.path}: continue it with "
                          f"--resume {folder.path}, or delete that folder to start over.")
+    policy = ResumePolicy(keep_state=args.keep_state, required=bool(args.resume),
+                          on_resume=lambda message: print(message, file=sys.stderr))
+    start = None  # resuming from a given video: the state's stored start
+    if not args.init_video:
+        start = TextStart(base_unet, initial_settings(args))
+    elif not args.resume:
+        start = read_video(args.init_video)
+        if args.frames <= len(start):
+            raise InputError(f"{args.init_video} already has {len(start)} frames; ask for more with --frames.")
     progress = ProgressBar(label, long_run_hint=long_run_hint)
     written = 0
-    created = not folder.path.exists()
 
     with VideoWriter(out, fps=args.fps) as writer:
-        def on_chunk(done) -> None:
+        def on_frames(frames) -> None:
             nonlocal written
-            writer.write(done.frames[:done.keep])
-            written += done.keep
-            folder.record(done)
+            writer.write(frames)
+            written += len(frames)
 
-        common = dict(anchor=anchor, on_step=progress, on_chunk=on_chunk, keep_frames=False)
         try:
-            if args.resume:
-                state = folder.load_state()
-                print(resume_message(state.frames_done, args.frames, folder.path), file=sys.stderr)
-                for frames in folder.iter_frames(state):
-                    frames = frames[: max(0, args.frames - written)]
-                    if len(frames):
-                        writer.write(frames)
-                        written += len(frames)
-                if state.params.get("start", {}).get("kind") == "video":
-                    extend_video(model, None, args.frames, settings, resume=state, **common)
-                else:
-                    generate_long_video(model, base_unet, args.frames, settings, initial, resume=state, **common)
-            elif args.init_video:
-                video = read_video(args.init_video)
-                if args.frames <= len(video):
-                    raise InputError(f"{args.init_video} already has {len(video)} frames; ask for more with --frames.")
-                writer.write(video)
-                written += len(video)
-                folder.record_start(video)
-                extend_video(model, video, args.frames, settings, **common)
-            else:
-                generate_long_video(model, base_unet, args.frames, settings, initial, **common)
+            run_chunk_loop(model, start, args.frames, settings, folder, policy, anchor=anchor, on_step=progress,
+                           on_frames=on_frames, keep_frames=False)
         except (KeyboardInterrupt, Exception) as exc:
             if folder.exists() and not isinstance(exc, InputError):
                 print(f"\nstopped after {written} frames; continue with: --resume {folder.path}", file=sys.stderr)
-            elif created and not folder.exists():
-                folder.remove()  # nothing resumable was saved: leave no half state (e.g. chunk_000000 alone)
             raise
-    if not args.keep_state:
-        folder.remove()
     return written
 
 

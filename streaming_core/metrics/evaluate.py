@@ -18,6 +18,7 @@ import torch
 
 from ..checkpoints.files import atomic_path
 from ..errors import InputError
+from ..official import REFINE
 from ..sampling.blend import Window, chunk_windows
 from .clip_score import ClipTextTower, clip_score
 from .mawe import MAWE_COEFF, MAWE_SIZE, FlowFn, as_uint8_chw, mawe
@@ -26,8 +27,8 @@ from .scene_cuts import unavailable_reason as scene_cuts_unavailable
 from .seams import flow_smoothness, overlap_transitions, seam_report_from_transitions
 
 FrameFactory = Callable[[], Iterator[torch.Tensor]]
-# StreamingT2V's own chunking (16-frame chunks, 8 conditioning frames) and the refiner's default windows
-CHUNK_PRESETS = {"st2v": (16, 8), "refine": (24, 8)}
+# StreamingT2V's own chunking (16-frame chunks, 8 conditioning frames) and the refiner's official windows
+CHUNK_PRESETS = {"st2v": (16, 8), "refine": (REFINE.chunk, REFINE.overlap)}
 
 
 @dataclass(frozen=True)

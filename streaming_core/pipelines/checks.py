@@ -8,6 +8,7 @@ import torch
 
 from .. import validation
 from ..errors import InputError
+from ..official import EXTENSION
 
 CHUNK_FRAMES = 16  # frames the StreamingT2V UNet makes per chunk
 CONDITIONING_FRAMES = 8  # frames CAM conditions on (the last 8 of the video so far)
@@ -21,7 +22,7 @@ def check_size(height: int, width: int) -> None:
 
 
 def check_steps(steps: int) -> None:
-    validation.steps(steps, default_hint="the official value is 50")
+    validation.steps(steps, default_hint=f"the official value is {EXTENSION.steps}")
 
 
 def check_scale(name: str, value: float) -> float:

@@ -18,10 +18,10 @@ from ..models.clip_image import VisionTowerConfig
 from ..models.streamingt2v import StreamingT2V, StreamingT2VConfig
 from ..models.unet3d import UNet3D, UNet3DConfig
 from ..models.vae import SCALING_FACTOR
+from ..official import EXTENSION, INITIAL_CHUNK
 from ..tiny.modelscope import build_tiny_modelscope_unet
 from ..tiny.st2v import build_tiny_streamingt2v
-from .extend import OFFICIAL_STEPS as EXTEND_OFFICIAL_STEPS
-from .initial_chunk import OFFICIAL_STEPS as INITIAL_OFFICIAL_STEPS, generate_initial_chunk
+from .initial_chunk import generate_initial_chunk
 from .long_video import ExtensionSettings, extend_video
 
 FULL_SIZE = 256
@@ -91,7 +91,7 @@ def benchmark_initial(*, full: bool = False, device: str = "cpu", dtype: torch.d
         seconds, per_step, fixed = measure_steps(run, steps, device)
         mem, kind = peak()
     return BenchResult("initial", str(device), _name(dtype), f"{size}x{size}", 16, steps, seconds, per_step, fixed,
-                       INITIAL_OFFICIAL_STEPS, mem, kind, note="full size, random weights" if full else "tiny models")
+                       INITIAL_CHUNK.steps, mem, kind, note="full size, random weights" if full else "tiny models")
 
 
 @torch.no_grad()
@@ -111,7 +111,7 @@ def benchmark_extend(*, full: bool = False, device: str = "cpu", dtype: torch.dt
         seconds, per_step, fixed = measure_steps(run, steps, device)
         mem, kind = peak()
     return BenchResult("extend", str(device), _name(dtype), f"{size}x{size}", 8, steps, seconds, per_step, fixed,
-                       EXTEND_OFFICIAL_STEPS, mem, kind,
+                       EXTENSION.steps, mem, kind,
                        note=("full size, random weights" if full else "tiny models") + "; 8 new frames per chunk")
 
 

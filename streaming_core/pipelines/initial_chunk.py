@@ -20,7 +20,7 @@ import torch
 from ..errors import InputError
 from ..models.unet3d import UNet3D
 from ..official import INITIAL_CHUNK
-from ..progress import LatentPreview, ProgressCallback, no_progress
+from ..progress import LatentPreview, ProgressCallback, all_but_last, no_progress
 from ..sampling.guidance import cfg
 from ..sampling.registry import OFFICIAL_SAMPLERS, get_sampler
 from ..schedules.discrete import modelscope_t2v_schedule
@@ -119,9 +119,10 @@ def generate_initial_chunk(
         uncond, cond = out.chunk(2)
         return cfg(uncond, cond, guidance)
 
+    every_but_last = all_but_last(on_step)  # the last step is reported with the decoded frames
+
     def report(step: dict) -> None:
-        if step["i"] + 1 < steps:  # the last step is reported with the decoded frames
-            on_step(step["i"] + 1, steps, LatentPreview(step["denoised"]))
+        every_but_last(step["i"] + 1, steps, LatentPreview(step["denoised"]))
 
     def noise(i: int) -> torch.Tensor:
         return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)

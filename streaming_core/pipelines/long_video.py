@@ -34,7 +34,7 @@ import torch
 from .. import validation
 from ..errors import InputError
 from ..official import INITIAL_CHUNK
-from ..progress import ProgressCallback, StepCounter, no_progress
+from ..progress import ProgressCallback, StepCounter, all_but_last
 from ..seeds import derive_seed
 from . import extend as extend_step
 from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
@@ -228,14 +228,43 @@ def check_resume(state: LoopState, params: dict) -> None:
 
 
 # -- the loop --------------------------------------------------------------------------------------
-class _Run(StepCounter):
-    """The run's step count (continued from a resume state) and the parameters every state records."""
+@dataclass(frozen=True)
+class _Outputs:
+    """Where a run's progress and frames go (the same for every entry point)."""
 
-    def __init__(self, on_step: ProgressCallback, total_steps: int, steps_done: int = 0,
-                 params: Optional[dict] = None):
-        super().__init__(total_steps, on_step)
+    on_step: Optional[ProgressCallback] = None
+    on_chunk: Optional[ChunkCallback] = None
+    keep_frames: bool = True
+    output_device: str | torch.device = "cpu"
+
+
+class _Run(StepCounter):
+    """One call of the loop: its step count (continued from a resume state), the parameters every state
+    records, the target length and where the frames go (``keep`` collects them when kept)."""
+
+    def __init__(self, out: _Outputs, total_steps: int, target_frames: int, params: Optional[dict] = None,
+                 steps_done: int = 0):
+        super().__init__(total_steps, out.on_step)
         self.done = steps_done
         self.params = params if params is not None else {}
+        self.target_frames = target_frames
+        self.on_chunk, self.output_device = out.on_chunk, out.output_device
+        self.keep: Optional[list] = [] if out.keep_frames else None
+
+    def video(self) -> Optional[torch.Tensor]:
+        """The kept frames, trimmed to the target length (None when not kept)."""
+        return torch.cat(self.keep)[:self.target_frames] if self.keep is not None else None
+
+
+@dataclass
+class _Position:
+    """Where the loop stands: what the next extension chunk starts from."""
+
+    chunks_done: int  # chunks in the video so far (the loop's index of the next chunk)
+    frames_done: int
+    cond_frames: torch.Tensor  # (8, H, W, 3) the last 8 frames
+    next_prompt: int  # the index in ``settings.prompts`` of the next chunk's prompt (the last repeats)
+    rng_state: Optional[torch.Tensor] = None  # rng="official": the generator's state
 
 
 def _base_params(model, settings: ExtensionSettings, height: int, width: int, start: dict,
@@ -251,35 +280,29 @@ def _base_params(model, settings: ExtensionSettings, height: int, width: int, st
     }
 
 
-def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: ExtensionSettings, *,
-            chunks_done: int, frames_done: int, target_frames: int, prompt_offset: int, run: _Run,
-            rng_state: Optional[torch.Tensor], on_chunk: Optional[ChunkCallback],
-            output_device, keep: Optional[list]) -> None:
-    """Extension chunks ``chunks_done``.. until ``target_frames``; frames appended to ``keep``."""
+def _extend(model, anchor: Anchor, settings: ExtensionSettings, at: _Position, run: _Run) -> None:
+    """Extension chunks from ``at`` until ``run.target_frames``; frames appended to ``run.keep``."""
     device = model.device
-    cond = cond_frames.to(device, torch.float32)
+    cond = at.cond_frames.to(device, torch.float32)
     anchor_tokens, grey_tokens = anchor.tokens.to(device), anchor.grey_tokens.to(device)
     uncond_text = model.encode_prompts([settings.negative_prompt])
     official_generator = None
     if settings.rng == "official":
         official_generator = torch.Generator().manual_seed(settings.seed)
-        if rng_state is not None:
-            official_generator.set_state(rng_state)
+        if at.rng_state is not None:
+            official_generator.set_state(at.rng_state)
     text_cache: tuple[str, Optional[torch.Tensor]] = ("", None)
+    # the chunk's last step is reported once its frames exist (with them as preview)
+    report = all_but_last(run.count)
 
-    index = chunks_done
-    while frames_done < target_frames:
-        prompt = settings.prompt_for(index - 1 + prompt_offset)
+    index, frames_done = at.chunks_done, at.frames_done
+    while frames_done < run.target_frames:
+        prompt = settings.prompt_for(at.next_prompt + index - at.chunks_done)
         if text_cache[0] != prompt or text_cache[1] is None:
             text_cache = (prompt, model.encode_prompts([prompt]))
         conditioning = extend_step.ExtendConditioning(text=text_cache[1], uncond_text=uncond_text,
                                                       anchor=anchor_tokens, uncond_anchor=grey_tokens)
         generator = official_generator if official_generator is not None else chunk_generator(settings.seed, index)
-
-        def report(done: int, total: int, preview=None) -> None:
-            if done < total:  # the chunk's last step is reported once its frames exist (with them as preview)
-                run.step(preview)
-
         latents = extend_step.extend_chunk(
             model, image_to_signed(cond)[None], conditioning, num_frames=CHUNK_FRAMES, steps=settings.steps,
             eta=settings.eta, guidance_scale=settings.guidance, anchor_guidance_scale=settings.anchor_guidance,
@@ -292,14 +315,15 @@ def _extend(model, cond_frames: torch.Tensor, anchor: Anchor, settings: Extensio
         first = frames_done
         frames_done += new.shape[0]
         index += 1
-        host = new.to(output_device)
-        if keep is not None:
-            keep.append(host)
-        if on_chunk is not None:
+        host = new.to(run.output_device)
+        if run.keep is not None:
+            run.keep.append(host)
+        if run.on_chunk is not None:
             state = LoopState(index, frames_done, cond.detach().cpu().clone(), anchor.frames.clone(),
                               run.params, official_generator.get_state() if official_generator else None,
                               run.done + 1)
-            on_chunk(ChunkDone(index - 1, first, host, max(0, min(new.shape[0], target_frames - first)), state))
+            run.on_chunk(ChunkDone(index - 1, first, host, max(0, min(new.shape[0], run.target_frames - first)),
+                                   state))
         run.step(new[-min(new.shape[0], 4):].detach().cpu())
 
 
@@ -327,12 +351,11 @@ def extend_one_chunk(model, video: torch.Tensor, settings: ExtensionSettings, *,
     frames, height, width = int(video.shape[0]), int(video.shape[1]), int(video.shape[2])
     check_size(height, width)
     anchor = _as_anchor(model, anchor, height, width) or encode_anchor(model, video[:1])
-    index = extension_chunk_index(frames)
-    new: list[torch.Tensor] = []
-    _extend(model, video[-CONDITIONING_FRAMES:], anchor, settings, chunks_done=index, frames_done=frames,
-            target_frames=frames + 1, prompt_offset=1 - index, run=_Run(on_step or no_progress, settings.steps),
-            rng_state=None, on_chunk=None, output_device=output_device, keep=new)
-    return new[0]
+    run = _Run(_Outputs(on_step, output_device=output_device), settings.steps, target_frames=frames + 1)
+    # the chunk's noise index is read from the video's length; its prompt is the first
+    _extend(model, anchor, settings, _Position(extension_chunk_index(frames), frames, video[-CONDITIONING_FRAMES:],
+                                               next_prompt=0), run)
+    return run.keep[0]
 
 
 def _check_frames(frames: int, minimum: int, what: str) -> None:
@@ -379,20 +402,19 @@ def extend_video(
     anchor = _as_anchor(model, anchor, height, width)
     params = _base_params(model, settings, height, width, {"kind": "video"}, anchor) if (
         on_chunk is not None or resume is not None) else {}
+    out = _Outputs(on_step, on_chunk, keep_frames, output_device)
     if resume is not None:
-        return _continue(model, resume, params, frames, settings, video, prompt_offset=0, on_step=on_step,
-                         on_chunk=on_chunk, keep_frames=keep_frames, output_device=output_device,
+        return _continue(model, resume, params, frames, settings, video, out, start_prompts=0, start_steps=0,
                          anchor_given=anchor is not None)
     if frames <= video.shape[0]:
         raise InputError(f"the video already has {video.shape[0]} frames; ask for more than that to extend it.")
     anchor = anchor if anchor is not None else encode_anchor(model, video[:1])
-    n = extensions_needed(video.shape[0], frames)
-    run = _Run(on_step or no_progress, n * settings.steps, params=params)
-    keep = [video.to(output_device)] if keep_frames else None
-    _extend(model, video[-CONDITIONING_FRAMES:], anchor, settings, chunks_done=1,
-            frames_done=video.shape[0], target_frames=frames, prompt_offset=0, run=run, rng_state=None,
-            on_chunk=on_chunk, output_device=output_device, keep=keep)
-    return torch.cat(keep)[:frames] if keep_frames else None
+    run = _Run(out, extensions_needed(video.shape[0], frames) * settings.steps, frames, params)
+    if run.keep is not None:
+        run.keep.append(video.to(output_device))
+    # the given video used no prompt: the first extension takes the first
+    _extend(model, anchor, settings, _Position(1, video.shape[0], video[-CONDITIONING_FRAMES:], next_prompt=0), run)
+    return run.video()
 
 
 @torch.no_grad()
@@ -423,58 +445,53 @@ def generate_long_video(
     anchor = _as_anchor(model, anchor, height, width)
     params = _base_params(model, settings, height, width, {"kind": "initial_chunk", **initial.as_dict()},
                           anchor) if (on_chunk is not None or resume is not None) else {}
+    out = _Outputs(on_step, on_chunk, keep_frames, output_device)
     if resume is not None:
-        return _continue(model, resume, params, frames, settings, previous_frames, prompt_offset=1,
-                         on_step=on_step, on_chunk=on_chunk, keep_frames=keep_frames,
-                         output_device=output_device, anchor_given=anchor is not None, initial_steps=initial.steps)
-    n = extensions_needed(CHUNK_FRAMES, frames)
-    run = _Run(on_step or no_progress, initial.steps + n * settings.steps, params=params)
-
-    def initial_step(done: int, total: int, preview=None) -> None:
-        if done < total:
-            run.step(preview)
-
+        return _continue(model, resume, params, frames, settings, previous_frames, out, start_prompts=1,
+                         start_steps=initial.steps, anchor_given=anchor is not None)
+    run = _Run(out, initial.steps + extensions_needed(CHUNK_FRAMES, frames) * settings.steps, frames, params)
     first = generate_initial_chunk(
         base_unet, model, settings.prompt_for(0), negative_prompt=settings.negative_prompt, seed=settings.seed,
         steps=initial.steps, guidance=initial.guidance, height=height, width=width, frames=CHUNK_FRAMES,
-        sampler=initial.sampler, generator=chunk_generator(settings.seed, 0), on_step=initial_step,
+        sampler=initial.sampler, generator=chunk_generator(settings.seed, 0), on_step=all_but_last(run.count),
         output_device=model.device)
     anchor = anchor if anchor is not None else encode_anchor(model, first[:1])
     cond = first[-CONDITIONING_FRAMES:].clone()
     host = first.to(output_device)
-    keep = [host] if keep_frames else None
+    if run.keep is not None:
+        run.keep.append(host)
     if on_chunk is not None:
         state = LoopState(1, CHUNK_FRAMES, cond.detach().cpu().clone(), anchor.frames.clone(),
                           params, None, run.done + 1)
         on_chunk(ChunkDone(0, 0, host, min(CHUNK_FRAMES, frames), state))
     run.step(first[-4:].detach().cpu())
     del first
-    _extend(model, cond, anchor, settings, chunks_done=1, frames_done=CHUNK_FRAMES, target_frames=frames,
-            prompt_offset=1, run=run, rng_state=None, on_chunk=on_chunk, output_device=output_device, keep=keep)
-    return torch.cat(keep)[:frames] if keep_frames else None
+    # the first chunk used the first prompt: the first extension takes the second
+    _extend(model, anchor, settings, _Position(1, CHUNK_FRAMES, cond, next_prompt=1), run)
+    return run.video()
 
 
 def _continue(model, state: LoopState, params: dict, frames: int, settings: ExtensionSettings,
-              previous: Optional[torch.Tensor], *, prompt_offset: int, on_step, on_chunk, keep_frames: bool,
-              output_device, anchor_given: bool, initial_steps: int = 0) -> Optional[torch.Tensor]:
-    """The rest of an interrupted run from its ``LoopState``. The anchor is the state's; an anchor
-    given again must be the same image."""
+              previous: Optional[torch.Tensor], out: _Outputs, *, start_prompts: int, start_steps: int,
+              anchor_given: bool) -> Optional[torch.Tensor]:
+    """The rest of an interrupted run from its ``LoopState``. ``start_prompts``/``start_steps``: the
+    prompts and steps the video's start took (a generated first chunk: 1 and its steps; a given video:
+    none). The anchor is the state's; an anchor given again must be the same image."""
     if not anchor_given:
         params = dict(params, anchor=state.params.get("anchor"))
     check_resume(state, params)
-    if keep_frames:
+    if out.keep_frames:
         if previous is None:
             raise InputError("resuming with keep_frames needs the frames of the interrupted run (previous frames).")
         previous = check_image_batch(previous, "the frames of the interrupted run")
         if previous.shape[0] != state.frames_done:
             raise InputError(f"the resume state expects {state.frames_done} frames of the interrupted run, "
                              f"{previous.shape[0]} were given: the frames and the state do not belong together.")
-    n = extensions_needed(state.frames_done, frames)
-    total = initial_steps + (state.chunks_done - 1 + n) * settings.steps if prompt_offset else \
-        (state.chunks_done - 1 + n) * settings.steps
-    run = _Run(on_step or no_progress, total, steps_done=state.steps_done, params=state.params)
-    keep = [previous.to(output_device)] if keep_frames else None
-    _extend(model, state.cond_frames, encode_anchor(model, state.anchor), settings, chunks_done=state.chunks_done,
-            frames_done=state.frames_done, target_frames=frames, prompt_offset=prompt_offset, run=run,
-            rng_state=state.rng_state, on_chunk=on_chunk, output_device=output_device, keep=keep)
-    return torch.cat(keep)[:frames] if keep_frames else None
+    extensions = state.chunks_done - 1 + extensions_needed(state.frames_done, frames)
+    run = _Run(out, start_steps + extensions * settings.steps, frames, state.params, steps_done=state.steps_done)
+    if run.keep is not None:
+        run.keep.append(previous.to(out.output_device))
+    at = _Position(state.chunks_done, state.frames_done, state.cond_frames,
+                   next_prompt=start_prompts + state.chunks_done - 1, rng_state=state.rng_state)
+    _extend(model, encode_anchor(model, state.anchor), settings, at, run)
+    return run.video()

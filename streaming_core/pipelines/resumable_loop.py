@@ -1,4 +1,5 @@
-"""The Chunk Loop of the ComfyUI node: ``extend_video`` with a run folder that makes it resumable.
+"""The resume driver of the CLI's ``generate`` and the Chunk Loop node: the loop with a run folder that
+makes it resumable.
 
 A ComfyUI run is stopped by Cancel, an out-of-memory error or a closed server, and started again by
 queueing the same graph. So the loop saves its state after every chunk in a folder named after the
@@ -32,7 +33,8 @@ from ..errors import InputError
 from ..progress import ProgressCallback
 from ..video_io import to_uint8
 from .checks import CONDITIONING_FRAMES, check_image_batch, check_size
-from .long_video import Anchor, ChunkDone, ExtensionSettings, extend_video, model_fingerprint
+from .long_video import (Anchor, ChunkDone, ExtensionSettings, InitialChunkSettings, extend_video, generate_long_video,
+                         model_fingerprint)
 from .run_folder import RunFolder, resume_message
 
 AUTO = "auto"
@@ -100,13 +102,18 @@ def _check_start(folder: RunFolder, start: torch.Tensor, video: torch.Tensor) ->
             f"randomized seed, set its seed to 'fixed' so a queued-again graph makes the same video.")
 
 
-def _resume_frames(folder: RunFolder, state, video: torch.Tensor, sink: FrameSink, keep: bool) -> Optional[torch.Tensor]:
-    """The frames the interrupted run made, after checking it started from ``video``: each chunk goes to
-    ``sink``; all of them together are returned only when ``keep``."""
+def _resume_frames(folder: RunFolder, state, video: Optional[torch.Tensor], sink: FrameSink,
+                   keep: bool) -> Optional[torch.Tensor]:
+    """The frames the interrupted run made, after checking it started from ``video`` (None: not checked,
+    the stored start is used): each chunk goes to ``sink``; all of them together are returned only when
+    ``keep``."""
     chunks = folder.iter_frames(state)
-    _check_start(folder, next(chunks), video)
-    sink(video.cpu())
-    kept = [video.cpu()] if keep else None
+    stored = next(chunks)
+    if video is not None:
+        _check_start(folder, stored, video)
+    start = video.cpu() if video is not None else stored
+    sink(start)
+    kept = [start] if keep else None
     for chunk in chunks:
         sink(chunk)
         if keep:
@@ -114,22 +121,51 @@ def _resume_frames(folder: RunFolder, state, video: torch.Tensor, sink: FrameSin
     return torch.cat(kept) if keep else None
 
 
-def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionSettings,
-                   folder: Optional[RunFolder], *, anchor: Optional[Anchor] = None,
-                   on_step: Optional[ProgressCallback] = None, output_device: str | torch.device = "cpu",
-                   keep_state: bool = False, on_frames: Optional[FrameSink] = None,
-                   keep_frames: bool = True, on_resume: Optional[Callable[[str], None]] = None) -> LoopResult:
-    """Extend ``video`` to ``frames`` frames, saving the state in ``folder`` after every chunk (None:
-    no state) and continuing the run stored there if there is one; ``on_resume(message)`` then tells
-    the user so (``resume_message``) before any new chunk starts.
+@dataclass(frozen=True)
+class TextStart:
+    """A run whose first chunk is generated from text (``generate_long_video``) rather than given.
+    ``base_unet``: the stock ModelScope UNet (None when the run only resumes: its first chunk exists)."""
+
+    base_unet: object
+    initial: InitialChunkSettings = InitialChunkSettings()
+
+
+@dataclass(frozen=True)
+class ResumePolicy:
+    """How a run treats its state folder.
+
+    keep_state: keep the folder after a finished run (raising the length later continues the video).
+    required: the folder must hold a state (``--resume``): a missing one is an error, not a fresh run.
+    refusal_hint: added to the error when the stored run refuses this one (the node names its run names).
+    on_resume(message): tells the user where a resumed run picks up, before any new chunk starts.
+    """
+
+    keep_state: bool = False
+    required: bool = False
+    refusal_hint: str = ""
+    on_resume: Optional[Callable[[str], None]] = None
+
+
+def run_chunk_loop(model, start: torch.Tensor | TextStart | None, frames: int, settings: ExtensionSettings,
+                   folder: Optional[RunFolder], policy: ResumePolicy = ResumePolicy(), *,
+                   anchor: Optional[torch.Tensor | Anchor] = None, on_step: Optional[ProgressCallback] = None,
+                   on_frames: Optional[FrameSink] = None, keep_frames: bool = True,
+                   output_device: str | torch.device = "cpu") -> LoopResult:
+    """The one resume driver (the CLI's ``generate`` and the Chunk Loop node): make the video to
+    ``frames`` frames from ``start`` (a video (F, H, W, 3), or a ``TextStart``), saving the state in
+    ``folder`` after every chunk (None: no state), and continue the run stored there if there is one.
+    A stored run started from a given video is checked against ``start`` (None: not checked).
 
     on_frames: gets the video's frames in order as they are final ((n, H, W, 3), ``frames`` in all: the
-        start video, the frames of an interrupted run, then each new chunk), e.g. to write them to a file.
+        start, the frames of an interrupted run, then each new chunk), e.g. to write them to a file.
     keep_frames: False: the whole video is not kept (``LoopResult.video`` is None), so memory does not
         grow with the length; frames then only reach ``on_frames``.
+    A run that fails before its first state is saved leaves no folder behind.
     """
-    video = check_image_batch(video, "the start video", CONDITIONING_FRAMES).float()
-    check_size(int(video.shape[1]), int(video.shape[2]))
+    video = None
+    if isinstance(start, torch.Tensor):
+        video = check_image_batch(start, "the start video", CONDITIONING_FRAMES).float()
+        check_size(int(video.shape[1]), int(video.shape[2]))
     sink = _FirstFrames(on_frames, frames)
 
     def on_chunk(done: ChunkDone) -> None:
@@ -139,34 +175,44 @@ def run_chunk_loop(model, video: torch.Tensor, frames: int, settings: ExtensionS
 
     common = dict(anchor=anchor, on_step=on_step, output_device=output_device, keep_frames=keep_frames,
                   on_chunk=on_chunk if (folder is not None or on_frames is not None) else None)
-    if folder is not None and folder.exists():
-        state = folder.load_state()
+    if folder is not None and (folder.exists() or policy.required):
+        state = folder.load_state()  # a required state that is missing is refused here
         previous = _resume_frames(folder, state, video, sink, keep_frames)
-        if on_resume is not None:
-            on_resume(resume_message(state.frames_done, frames, folder.path))
+        if policy.on_resume is not None:
+            policy.on_resume(resume_message(state.frames_done, frames, folder.path))
         try:
-            out = extend_video(model, previous, frames, settings, resume=state, **common)
+            if isinstance(start, TextStart) and state.params.get("start", {}).get("kind") != "video":
+                out = generate_long_video(model, start.base_unet, frames, settings, start.initial, resume=state,
+                                          previous_frames=previous, **common)
+            else:
+                out = extend_video(model, previous, frames, settings, resume=state, **common)
         except InputError as exc:
-            raise InputError(f"{exc} (run folder {folder.path}: pick another run name, or delete the folder to "
-                             f"start over)") from exc
+            if not policy.refusal_hint:
+                raise
+            raise InputError(f"{exc} (run folder {folder.path}: {policy.refusal_hint})") from exc
         resumed = state.frames_done
     else:
-        validation.frame_count(frames, 1, "the length of the whole video")
-        if frames <= video.shape[0]:
-            raise InputError(f"the start video already has {video.shape[0]} frames; ask for more than that.")
         created = False
+        if video is not None:
+            validation.frame_count(frames, 1, "the length of the whole video")
+            if frames <= video.shape[0]:
+                raise InputError(f"the start video already has {video.shape[0]} frames; ask for more than that.")
         if folder is not None:
             folder.check_writable()
             created = not folder.path.exists()
-            folder.record_start(video)
-        sink(video)
         try:
-            out = extend_video(model, video, frames, settings, **common)
-        except InputError:
+            if video is not None:
+                if folder is not None:
+                    folder.record_start(video)
+                sink(video)
+                out = extend_video(model, video, frames, settings, **common)
+            else:
+                out = generate_long_video(model, start.base_unet, frames, settings, start.initial, **common)
+        except BaseException:
             if created and not folder.exists():
-                folder.remove()  # refused before the first state: leave no half state behind
+                folder.remove()  # stopped before the first state: leave no half state (chunk_000000 alone)
             raise
         resumed = 0
-    if folder is not None and not keep_state:
+    if folder is not None and not policy.keep_state:
         folder.remove()
-    return LoopResult(out, resumed, folder.path if (folder is not None and keep_state) else None)
+    return LoopResult(out, resumed, folder.path if (folder is not None and policy.keep_state) else None)
