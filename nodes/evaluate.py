@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..streaming_core.checkpoints.layouts import MSVID2VID_FILES, RAFT_FILE_NAME
+from ..streaming_core.official import REFINE
 from . import host
 from .common_inputs import UNIQUE_ID, video_input
 
@@ -72,8 +73,8 @@ class ST2VEvaluateVideo:
                 "chunks": (list(CHUNK_CHOICES), {
                     "default": "st2v",
                     "tooltip": "How the video was made, for the seam measures: st2v = 16-frame chunks with 8 "
-                               "conditioning frames (Chunk Loop), refine = windows of 24 overlapping by 8 (the "
-                               "refiner), none = no seam measures."}),
+                               f"conditioning frames (Chunk Loop), refine = windows of {REFINE.chunk} overlapping by "
+                               f"{REFINE.overlap} (the refiner), none = no seam measures."}),
                 "mawe_size": ("INT", {"default": 720, "min": 32, "max": 2048, "step": 8,
                                       "tooltip": "Frames are resized to this square for MAWE (official: 720)."}),
             },

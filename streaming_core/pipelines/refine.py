@@ -49,7 +49,8 @@ class RefineSettings:
     official values by default (``official.REFINE``). Checked when made, so a bad setting is refused
     before any frame is read or model loaded (the CLI and the node make one first).
 
-    ``strength``: how far to re-noise (fraction of the 1000-step schedule; 0.6 = the official t=599).
+    ``strength``: how far to re-noise (fraction of the 1000-step schedule; the official one
+    re-noises to ``official.REFINE.start_timestep``).
     ``seed`` draws the initial noise, the blend cuts and the VAE posterior sample; ``sde_seed`` the SDE
     noise (None: ``seed`` for gaussian, the official entropy 0 for brownian). ``sde_noise``:
     ``"gaussian"`` (keyed draws, streamed and resumable) or ``"brownian"`` (the official tree,
