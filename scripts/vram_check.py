@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streaming_core.models.offload import apply_weight_dtype, partial_load  # noqa: E402
 from streaming_core.models.operations import set_execution_device  # noqa: E402
+from streaming_core.official import EXTENSION, INITIAL_CHUNK, REFINE  # noqa: E402
 from streaming_core.pipelines import memory_estimates as me  # noqa: E402
 from streaming_core.pipelines.memory_probe import peak_bytes  # noqa: E402
 from streaming_core.sampling.guided_model import enhancer_chunk_model  # noqa: E402
@@ -112,12 +113,12 @@ def stages(full: bool, device: torch.device, dtype: torch.dtype) -> list[Stage]:
         Stage("extension 256x256" if full else "extension (tiny)", st2v, lambda m: [m.unet, m.cam],
               lambda m: [m.resampler, m.image_encoder, m.text_encoder, m.vae], ext_inputs,
               lambda m, i: m.predict_noise(i[0], 500, i[1], i[2]),
-              lambda m: me.extension_chunk_for(m, height=size, width=size), 50, 8),
+              lambda m: me.extension_chunk_for(m, height=size, width=size), EXTENSION.steps, 8),
         Stage("initial 256x256" if full else "initial (tiny)", base, lambda m: [m], lambda m: [], base_inputs,
               base_call, lambda m: me.initial_chunk_bytes(me.UNetShape.of(m), height=size, width=size, dtype=dtype),
-              50, 16),
+              INITIAL_CHUNK.steps, 16),
         Stage(f"refine {rw}x{rh}", enhancer, lambda e: [e.unet], lambda e: [e.text_encoder, e.vae], refine_inputs,
-              lambda e, i: enhancer_chunk_model(e, i[1], i[2], 7.5)(i[0], 500),
+              lambda e, i: enhancer_chunk_model(e, i[1], i[2], REFINE.guidance)(i[0], 500),
               lambda e: me.refine_window_for(e, frames=rf, height=rh, width=rw), 18, 16),
         Stage(f"upscale {lr_w}x{lr_h}->x4", sdvsr, lambda m: [m.unet, m.controlnet], lambda m: [m.vae, m.raft],
               upscale_inputs, upscale_call, lambda m: me.upscale_frame_for(m, height=lr_h, width=lr_w), 1, 1),

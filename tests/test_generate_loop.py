@@ -21,7 +21,8 @@ from streaming_core.pipelines.frames import fit_image
 from streaming_core.pipelines.long_video import (ExtensionSettings, InitialChunkSettings, chunk_seed,
                                                  encode_anchor, extend_video, extensions_needed,
                                                  generate_long_video)
-from streaming_core.pipelines.run_folder import RunFolder, resume_point
+from streaming_core.pipelines.resumable_loop import ResumePolicy, TextStart, run_chunk_loop
+from streaming_core.pipelines.run_folder import RunFolder, resume_message, resume_point
 
 SIZE = 64
 INITIAL = InitialChunkSettings(steps=2, height=SIZE, width=SIZE)
@@ -372,3 +373,45 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(InputError, match="do not belong together"):
         generate_long_video(model, mismatched, 24, settings(), INITIAL)
     assert not model.predict_calls and not base.calls and not mismatched.calls  # nothing ran before the errors
+
+
+# -- the one resume driver (the CLI's generate and the Chunk Loop node) ----------------------------------
+def _stop_at(step: int):
+    def on_step(done, total, preview=None):
+        if done == step:
+            raise Cancelled()
+    return on_step
+
+
+def test_the_driver_resumes_a_text_start_run_to_the_uninterrupted_video(tmp_path):
+    model, base = FakeStreamingT2V(), FakeBaseUNet()
+    start, s = TextStart(base, INITIAL), settings(prompts=["a fox", "a cat", "a dog"])
+    full = run_chunk_loop(model, start, 40, s, None).video
+    folder, streamed = RunFolder(tmp_path / "run", exact_frames=True), []
+    with pytest.raises(Cancelled):  # in the second extension: the first chunk and one extension are saved
+        run_chunk_loop(model, start, 40, s, folder, on_step=_stop_at(INITIAL.steps + 2 * s.steps - 1),
+                       on_frames=streamed.append)
+    assert folder.load_state().frames_done == 24 and torch.cat(streamed).shape[0] == 24
+    told, rest = [], []
+    # resuming needs no base UNet (the first chunk exists) and no start video (the stored one is the start)
+    result = run_chunk_loop(model, TextStart(None, INITIAL), 40, s, folder,
+                            ResumePolicy(required=True, on_resume=told.append), on_frames=rest.append)
+    assert result.resumed_from == 24 and told == [resume_message(24, 40, folder.path)]
+    assert torch.equal(result.video, full) and torch.equal(torch.cat(rest), full)
+    assert not folder.path.exists()  # finished: removed (keep_state is off)
+
+
+def test_the_driver_refuses_a_missing_required_state_and_leaves_no_half_state(tmp_path):
+    model = FakeStreamingT2V()
+    missing = RunFolder(tmp_path / "missing")
+    with pytest.raises(InputError, match="no resume state"):
+        run_chunk_loop(model, video(16), 40, settings(), missing, ResumePolicy(required=True))
+    assert not missing.path.exists()
+    stopped = RunFolder(tmp_path / "stopped")
+    with pytest.raises(Cancelled):  # before the first chunk's state: chunk_000000 alone would be no resume point
+        run_chunk_loop(model, video(16), 40, settings(), stopped, on_step=_stop_at(1))
+    assert not stopped.path.exists()
+    refused = RunFolder(tmp_path / "refused")
+    run_chunk_loop(model, video(16), 24, settings(seed=1), refused, ResumePolicy(keep_state=True))
+    with pytest.raises(InputError, match=r"seed.*\(run folder .*refused: try again\)"):
+        run_chunk_loop(model, video(16), 40, settings(seed=2), refused, ResumePolicy(refusal_hint="try again"))

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from ..models.operations import execution_device, execution_dtype
+from ..official import REFINE
 from ..sampling.guided_model import enhancer_chunk_model
 from .enhancer import build_benchmark_enhancer
 from .modelscope import build_tiny_modelscope_unet
@@ -77,7 +78,7 @@ def _run_enhancer(enhancer) -> torch.Tensor:
     pixels = torch.rand(4, 3, 64, 64, generator=g) * 2 - 1
     cond, uncond = enhancer.encode_prompts("a red fox")
     z = enhancer.encode(pixels.to(enhancer.device), generator=_gen(1))
-    eps = enhancer_chunk_model(enhancer, cond, uncond, 7.5)(z, 300)
+    eps = enhancer_chunk_model(enhancer, cond, uncond, REFINE.guidance)(z, 300)
     out = enhancer.decode(eps.float())
     return torch.cat([eps.float().cpu().flatten(), out.flatten()])
 
