@@ -6,7 +6,7 @@ import torch
 
 from ..streaming_core.official import EXTENSION, INITIAL_CHUNK as FIRST
 from ..streaming_core.pipelines.anchor_choice import encode_anchor_frame
-from ..streaming_core.pipelines.initial_chunk import generate_initial_chunk
+from ..streaming_core.pipelines.initial_chunk import InitialChunkSettings, generate_initial_chunk
 from ..streaming_core.pipelines.long_video import ExtensionSettings, extend_one_chunk
 from . import host
 from .common_inputs import (UNIQUE_ID, guidance_inputs, negative_input, prompt_input, scale_input, seed_input,
@@ -65,13 +65,13 @@ class ST2VInitialChunk:
                  unique_id=None):
         from ..streaming_core.pipelines.memory_estimates import initial_chunk_for
 
+        settings = InitialChunkSettings(steps, guidance, height=height, width=width, frames=frames)
         need = initial_chunk_for(host.core_model(base_model), host.core_model(st2v_model), frames=frames, height=height,
                                  width=width)
         st2v, unet = host.load_for_use([st2v_model, base_model], memory_required=need)
-        video = generate_initial_chunk(
-            unet, st2v, prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, guidance=guidance,
-            height=height, width=width, frames=frames, on_step=host.progress_callback(steps, unique_id),
-            output_device=host.intermediate_device())
+        video = generate_initial_chunk(unet, st2v, prompt, settings, negative_prompt=negative_prompt, seed=seed,
+                                       on_step=host.progress_callback(steps, unique_id),
+                                       output_device=host.intermediate_device())
         return (host.frames_to_image(video),)
 
 

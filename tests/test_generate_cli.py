@@ -144,10 +144,10 @@ def test_extend_a_given_video_with_an_anchor_image(tmp_path, capsys, monkeypatch
     calls, batches = [], []
     real = extend_module.extend_chunk
 
-    def spy(model, cam_frames, cond, **kw):
-        calls.append({"anchor": cond.anchor.detach().cpu().clone(), "guidance": kw.get("guidance_scale"),
-                      "anchor_guidance": kw.get("anchor_guidance_scale")})
-        return real(model, cam_frames, cond, **kw)
+    def spy(model, cam_frames, cond, settings, **kw):
+        calls.append({"anchor": cond.anchor.detach().cpu().clone(), "guidance": settings.guidance,
+                      "anchor_guidance": settings.anchor_guidance})
+        return real(model, cam_frames, cond, settings, **kw)
 
     monkeypatch.setattr(extend_module, "extend_chunk", spy)
     model = tiny_models()[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ from streaming_core.pipelines.long_video import (ExtensionSettings, InitialChunk
                                                  generate_long_video)
 from streaming_core.pipelines.resumable_loop import ResumePolicy, TextStart, run_chunk_loop
 from streaming_core.pipelines.run_folder import RunFolder, resume_message, resume_point
+from streaming_core.sampling import registry
 
 SIZE = 64
 INITIAL = InitialChunkSettings(steps=2, height=SIZE, width=SIZE)
@@ -45,9 +47,9 @@ def spy_extend(monkeypatch):
     calls = []
     real = extend_module.extend_chunk
 
-    def spy(model, cam_frames, cond, **kw):
+    def spy(model, cam_frames, cond, settings, **kw):
         calls.append({"cam_frames": cam_frames.clone(), "text": cond.text.clone(), "anchor": cond.anchor.clone()})
-        return real(model, cam_frames, cond, **kw)
+        return real(model, cam_frames, cond, settings, **kw)
 
     monkeypatch.setattr(extend_module, "extend_chunk", spy)
     return calls
@@ -148,7 +150,7 @@ def test_official_rng_is_one_generator_drawn_in_turn():
     frames = given
     for _ in range(2):
         cam = (frames[-8:].permute(0, 3, 1, 2) * 2 - 1)[None]
-        lat = extend_module.extend_chunk(model, cam, cond, steps=2, generator=gen)
+        lat = extend_module.extend_chunk(model, cam, cond, ExtensionSettings(steps=2), generator=gen)
         new = extend_module.decode_chunk(model, lat)[0, 8:].permute(0, 2, 3, 1)
         frames = torch.cat([frames, new])
     torch.testing.assert_close(out, frames, rtol=0, atol=0)
@@ -373,6 +375,53 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(InputError, match="do not belong together"):
         generate_long_video(model, mismatched, 24, settings(), INITIAL)
     assert not model.predict_calls and not base.calls and not mismatched.calls  # nothing ran before the errors
+
+
+def test_settings_refuse_bad_sampling_values_in_one_line():
+    for make, match in ((lambda: settings(sampler="euler"), "unknown sampler 'euler'"),
+                        (lambda: settings(frames=0), "frames must be a whole number"),
+                        (lambda: settings(frames=16.0), "frames must be a whole number"),
+                        (lambda: InitialChunkSettings(sampler="euler"), "unknown sampler 'euler'"),
+                        (lambda: InitialChunkSettings(frames=0), "frames must be a whole number"),
+                        (lambda: InitialChunkSettings(eta=-0.5), "eta must be 0 or more")):
+        with pytest.raises(InputError, match=match) as err:
+            make()
+        assert "\n" not in str(err.value)
+
+
+def test_the_loop_needs_the_official_16_frame_chunks():
+    model, base = FakeStreamingT2V(), FakeBaseUNet()
+    with pytest.raises(InputError, match="16-frame chunks, the settings ask for 24"):
+        extend_video(model, video(16), 24, settings(frames=24))
+    with pytest.raises(InputError, match="16-frame chunks, the settings ask for 8"):
+        generate_long_video(model, base, 24, settings(), replace(INITIAL, frames=8))
+    assert not model.predict_calls and not base.calls
+
+
+def test_the_loop_samples_with_the_settings_sampler(monkeypatch):
+    ddim = registry.get_sampler("ddim")
+    monkeypatch.setattr(registry, "SAMPLERS", dict(registry.SAMPLERS))
+    seen = []
+
+    def spy(model, x, schedule, steps, **kw):
+        seen.append(steps)
+        return ddim(model, x, schedule, steps, **kw)
+
+    registry.register_sampler("spy", spy)
+    given = video(16)
+    out = extend_video(FakeStreamingT2V(), given, 32, settings(sampler="spy"))
+    assert seen == [2, 2]  # one call per chunk, with the settings' steps
+    assert torch.equal(out, extend_video(FakeStreamingT2V(), given, 32, settings()))  # the same DDIM underneath
+
+
+def test_fields_added_after_version_1_keep_earlier_resume_states_valid():
+    """Resume states and "auto" run names made before ``sampler``/``frames``/``eta`` were settings recorded
+    exactly these keys (resume-state version 1); a new field is recorded once it is changed."""
+    assert list(settings().as_dict()) == ["prompts", "negative_prompt", "seed", "steps", "eta", "guidance",
+                                          "anchor_guidance", "rng"]
+    assert list(INITIAL.as_dict()) == ["steps", "guidance", "sampler", "height", "width"]
+    assert settings(sampler="dpmpp_2m").as_dict()["sampler"] == "dpmpp_2m"
+    assert replace(INITIAL, eta=0.5).as_dict()["eta"] == 0.5
 
 
 # -- the one resume driver (the CLI's generate and the Chunk Loop node) ----------------------------------

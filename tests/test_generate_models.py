@@ -3,6 +3,8 @@ loop end to end on the tiny real networks (tiny StreamingT2V + tiny stock ModelS
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,8 +12,9 @@ from streaming_core.state_files import save_safetensors
 from streaming_core.checkpoints.modelscope import find_unet_file, load_modelscope_unet
 from streaming_core.cli.demo import tiny_models
 from streaming_core.errors import CheckpointError, InputError
-from streaming_core.pipelines.initial_chunk import generate_initial_chunk
-from streaming_core.pipelines.long_video import ExtensionSettings, InitialChunkSettings, generate_long_video
+from streaming_core.pipelines.extend import ExtensionSettings
+from streaming_core.pipelines.initial_chunk import InitialChunkSettings, generate_initial_chunk
+from streaming_core.pipelines.long_video import generate_long_video
 from streaming_core.tiny.modelscope import build_tiny_modelscope_unet, tiny_modelscope_config, write_tiny_modelscope
 
 SIZE = 64
@@ -82,7 +85,8 @@ def test_initial_chunk_equals_diffusers_pipeline(models):
 
     noise = torch.randn(1, 4, 8, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        ours = generate_initial_chunk(base, st2v, "a boat", seed=5, steps=3, height=SIZE, width=SIZE, frames=8)
+        eight = InitialChunkSettings(steps=3, height=SIZE, width=SIZE, frames=8)
+        ours = generate_initial_chunk(base, st2v, "a boat", eight, seed=5)
         ref = pipe(prompt_embeds=st2v.encode_prompts(["a boat"]), negative_prompt_embeds=st2v.encode_prompts([""]),
                    latents=noise, num_inference_steps=3, guidance_scale=9.0, num_frames=8, height=SIZE, width=SIZE,
                    output_type="pt").frames
@@ -102,14 +106,14 @@ def test_initial_chunk_batches_cond_and_uncond(models, monkeypatch):
 
     monkeypatch.setattr(type(base), "forward", spy)
     steps = []
-    a = generate_initial_chunk(base, st2v, "a boat", seed=1, steps=2, height=SIZE, width=SIZE,
+    tiny = InitialChunkSettings(steps=2, height=SIZE, width=SIZE)
+    a = generate_initial_chunk(base, st2v, "a boat", tiny, seed=1,
                                on_step=lambda d, t, p: steps.append((d, t, type(p).__name__)))
     assert batches == [(2, 2), (2, 2)]  # one forward per step, [uncond, cond] together
     assert steps == [(1, 2, "LatentPreview"), (2, 2, "Tensor")]  # the x0 estimate, then the decoded frames
-    b = generate_initial_chunk(base, st2v, "a boat", seed=1, steps=2, height=SIZE, width=SIZE)
-    c = generate_initial_chunk(base, st2v, "a boat", seed=2, steps=2, height=SIZE, width=SIZE)
-    d = generate_initial_chunk(base, st2v, "a boat", seed=1, steps=2, height=SIZE, width=SIZE,
-                               negative_prompt="fog", sampler="ddim")
+    b = generate_initial_chunk(base, st2v, "a boat", tiny, seed=1)
+    c = generate_initial_chunk(base, st2v, "a boat", tiny, seed=2)
+    d = generate_initial_chunk(base, st2v, "a boat", replace(tiny, sampler="ddim"), seed=1, negative_prompt="fog")
     assert a.shape == (16, SIZE, SIZE, 3) and 0 <= a.min() and a.max() <= 1
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, d)
 
@@ -117,11 +121,11 @@ def test_initial_chunk_batches_cond_and_uncond(models, monkeypatch):
 def test_initial_chunk_bad_input(models):
     st2v, base = models
     with pytest.raises(InputError, match="multiple of 8"):
-        generate_initial_chunk(base, st2v, "x", height=60)
+        generate_initial_chunk(base, st2v, "x", InitialChunkSettings(height=60))
     with pytest.raises(InputError, match="sampler"):
-        generate_initial_chunk(base, st2v, "x", sampler="euler")
+        generate_initial_chunk(base, st2v, "x", InitialChunkSettings(sampler="euler"))
     with pytest.raises(InputError, match="StreamingT2V denoiser"):
-        generate_initial_chunk(st2v.unet, st2v, "x", steps=1, height=SIZE, width=SIZE)
+        generate_initial_chunk(st2v.unet, st2v, "x", InitialChunkSettings(steps=1, height=SIZE, width=SIZE))
 
 
 # -- the whole loop on the tiny real networks -----------------------------------------------------------
@@ -131,7 +135,7 @@ def test_long_video_end_to_end(models):
     initial = InitialChunkSettings(steps=2, height=SIZE, width=SIZE)
     with torch.no_grad():
         out = generate_long_video(st2v, base, 17, settings, initial)
-        first = generate_initial_chunk(base, st2v, "a boat", seed=4, steps=2, height=SIZE, width=SIZE)
+        first = generate_initial_chunk(base, st2v, "a boat", initial, seed=4)
     assert out.shape == (17, SIZE, SIZE, 3) and torch.isfinite(out).all()
     # the Initial Chunk node + Chunk Loop node path gives the CLI's video: chunk 0 is the seed's chunk
     assert torch.equal(out[:16], first)

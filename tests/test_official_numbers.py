@@ -32,8 +32,11 @@ UPSCALE_STEPS = 4  # Stream-DiffVSR: steps 4 (t = 999, 749, 499, 249)
 def test_pipeline_settings_default_to_the_official_numbers():
     first = InitialChunkSettings()
     assert (first.steps, first.guidance, first.height, first.width) == (50, 9.0, 256, 256)
+    # the official samplers (§0 rows 1-2): DPM-Solver++ for the first chunk, DDIM (eta 1) for the extensions
+    assert (first.sampler, first.frames, first.eta) == ("dpmpp_2m", 16, 0.0)
     ext = ExtensionSettings(["a boat"])
     assert (ext.steps, ext.eta, ext.guidance) == (EXTENSION["steps"], EXTENSION["eta"], EXTENSION["guidance"])
+    assert (ext.sampler, ext.frames, ext.anchor_guidance) == ("ddim", 16, None)
 
 
 def test_cli_defaults_and_help_name_the_official_numbers():

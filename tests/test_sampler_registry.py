@@ -12,8 +12,8 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
 from streaming_core.cli.generate import add_generation_arguments
 from streaming_core.errors import InputError
-from streaming_core.pipelines.extend import ExtendConditioning, extend_chunk
-from streaming_core.pipelines.initial_chunk import generate_initial_chunk
+from streaming_core.pipelines.extend import ExtendConditioning, ExtensionSettings, extend_chunk
+from streaming_core.pipelines.initial_chunk import InitialChunkSettings, generate_initial_chunk
 from streaming_core.pipelines.upscale import denoise_and_decode
 from streaming_core.sampling import registry
 from streaming_core.sampling.ddim import sample_ddim
@@ -85,28 +85,32 @@ def test_cli_offers_what_is_registered(spy):
 
 # -- a registered sampler reaches every pipeline ---------------------------------------------------------
 def test_first_chunk_takes_a_registered_sampler(spy, st2v, base):
-    kw = dict(seed=1, steps=2, height=SIZE, width=SIZE, frames=8, eta=0.5)
-    via_spy = generate_initial_chunk(base, st2v, "a boat", sampler="spy_ddim", **kw)
+    kw = dict(steps=2, height=SIZE, width=SIZE, frames=8, eta=0.5)
+    via_spy = generate_initial_chunk(base, st2v, "a boat", InitialChunkSettings(sampler="spy_ddim", **kw), seed=1)
     assert spy == [{"prediction": "epsilon", "steps": 2, "eta": 0.5}]
-    assert torch.equal(via_spy, generate_initial_chunk(base, st2v, "a boat", sampler="ddim", **kw))
+    assert torch.equal(via_spy, generate_initial_chunk(base, st2v, "a boat", InitialChunkSettings(sampler="ddim", **kw),
+                                                       seed=1))
     with pytest.raises(InputError, match="unknown sampler 'euler'; choose one of .*spy_ddim"):
-        generate_initial_chunk(base, st2v, "a boat", sampler="euler", **kw)
+        generate_initial_chunk(base, st2v, "a boat", InitialChunkSettings(sampler="euler", **kw), seed=1)
 
 
 def test_extension_takes_a_registered_sampler(spy, st2v, monkeypatch):
     cond, frames = _conditioning()
-    kw = dict(num_frames=8, steps=2)
-    via_spy = extend_chunk(st2v, frames, cond, sampler="spy_ddim", generator=torch.Generator().manual_seed(4), **kw)
+    kw = dict(frames=8, steps=2)
+    via_spy = extend_chunk(st2v, frames, cond, ExtensionSettings(sampler="spy_ddim", **kw),
+                           generator=torch.Generator().manual_seed(4))
     assert spy == [{"prediction": "epsilon", "steps": 2, "eta": 1.0}]  # official eta 1: the variance noise is wired
-    assert torch.equal(via_spy, extend_chunk(st2v, frames, cond, generator=torch.Generator().manual_seed(4), **kw))
-    assert torch.equal(extend_chunk(st2v, frames, cond, sampler="zeros", **kw), torch.zeros_like(via_spy))
+    assert torch.equal(via_spy, extend_chunk(st2v, frames, cond, ExtensionSettings(**kw),
+                                             generator=torch.Generator().manual_seed(4)))
+    assert torch.equal(extend_chunk(st2v, frames, cond, ExtensionSettings(sampler="zeros", **kw)),
+                       torch.zeros_like(via_spy))
 
     def no_network(*a, **k):
         raise AssertionError("the sampler name is checked before any network runs")
 
     monkeypatch.setattr(st2v, "predict_noise", no_network)
     with pytest.raises(InputError, match="unknown sampler"):
-        extend_chunk(st2v, frames, cond, sampler="euler", **kw)
+        extend_chunk(st2v, frames, cond, ExtensionSettings(sampler="euler", **kw))
 
 
 def test_upscaler_takes_a_registered_sampler(spy):

@@ -9,11 +9,16 @@ import torch
 from streaming_core.errors import Cancelled, InputError
 from streaming_core.progress import SD_LATENTS, LatentPreview
 from streaming_core.pipelines import extend as extend_module
-from streaming_core.pipelines.extend import ExtendConditioning, extend_chunk
+from streaming_core.pipelines.extend import ExtendConditioning, ExtensionSettings, extend_chunk
 from st2v_shared import tiny_model
 
 STEPS = 2
 FRAMES, CAM_FRAMES = 8, 4  # mechanics only: the official 16 / 8 shape runs in the parity fixture test
+
+
+def _settings(**kw) -> ExtensionSettings:
+    """Official settings at the tiny test sizes."""
+    return ExtensionSettings(**{"frames": FRAMES, "steps": STEPS, **kw})
 
 
 def _conditioning(seed: int = 1) -> ExtendConditioning:
@@ -47,13 +52,13 @@ def test_equal_scales_use_two_passes_and_match_eq12_three_passes(monkeypatch):
     cond, frames = _conditioning(), _frames()
     rec = _BatchRecorder(model)
     try:
-        joint = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, guidance_scale=7.5, anchor_guidance_scale=7.5,
+        joint = extend_chunk(model, frames, cond, _settings(guidance=7.5, anchor_guidance=7.5),
                              generator=torch.Generator().manual_seed(4))
         assert rec.unet == [2] * STEPS  # [uncond, cond] in one forward per step
         rec.unet.clear(), rec.cam.clear()
         # force the 3-pass eq. 12 path with the same scales: it must telescope to the joint result
         monkeypatch.setattr(extend_module, "uses_two_passes", lambda *a: False)
-        eq12 = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, guidance_scale=7.5, anchor_guidance_scale=7.5,
+        eq12 = extend_chunk(model, frames, cond, _settings(guidance=7.5, anchor_guidance=7.5),
                             generator=torch.Generator().manual_seed(4))
         assert rec.unet == [3] * STEPS
         assert rec.cam == [2] * STEPS  # (empty, grey) and (empty, anchor) share one CAM row
@@ -67,12 +72,12 @@ def test_different_scales_use_three_passes_and_change_the_result():
     cond, frames = _conditioning(), _frames()
     rec = _BatchRecorder(model)
     try:
-        a = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, guidance_scale=7.5, anchor_guidance_scale=2.0,
+        a = extend_chunk(model, frames, cond, _settings(guidance=7.5, anchor_guidance=2.0),
                          generator=torch.Generator().manual_seed(4))
     finally:
         rec.close()
     assert rec.unet == [3] * STEPS
-    b = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, generator=torch.Generator().manual_seed(4))
+    b = extend_chunk(model, frames, cond, _settings(), generator=torch.Generator().manual_seed(4))
     assert (a - b).abs().max() > 1e-3
 
 
@@ -81,14 +86,14 @@ def test_generator_draws_follow_the_official_order():
     DDIM variance noise (B*F,4,h,w) frame-major, all from the one CPU generator."""
     model = tiny_model()
     cond, frames = _conditioning(), _frames()
-    drawn = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, generator=torch.Generator().manual_seed(33))
+    drawn = extend_chunk(model, frames, cond, _settings(), generator=torch.Generator().manual_seed(33))
     gen = torch.Generator().manual_seed(33)
     init = torch.randn(1, 4, FRAMES, 8, 8, generator=gen)
     steps = [torch.randn(FRAMES, 4, 8, 8, generator=gen) for _ in range(STEPS)]
-    injected = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS, init_noise=init, variance_noise=steps,
+    injected = extend_chunk(model, frames, cond, _settings(), init_noise=init, variance_noise=steps,
                             generator=torch.Generator().manual_seed(999))
     assert torch.equal(drawn, injected)
-    default = extend_chunk(model, frames, cond, num_frames=FRAMES, steps=STEPS)  # official default seed 33
+    default = extend_chunk(model, frames, cond, _settings())  # official default seed 33
     assert torch.equal(default, drawn)
 
 
@@ -97,7 +102,7 @@ def test_progress_and_cancel():
     cond, frames = _conditioning(), _frames()
     calls = []
     seen_x0 = []
-    extend_chunk(model, frames, cond, num_frames=FRAMES, steps=3, on_step=lambda d, t, p: calls.append((d, t, p)),
+    extend_chunk(model, frames, cond, _settings(steps=3), on_step=lambda d, t, p: calls.append((d, t, p)),
                  step_hook=lambda info: seen_x0.append(info.x0.clone()))
     assert [(d, t) for d, t, _ in calls] == [(1, 3), (2, 3), (3, 3)]
     # every step hands its x0 estimate to the host as a latent preview
@@ -111,7 +116,7 @@ def test_progress_and_cancel():
 
     try:
         with pytest.raises(Cancelled):
-            extend_chunk(model, frames, cond, num_frames=FRAMES, steps=5, on_step=stop)
+            extend_chunk(model, frames, cond, _settings(steps=5), on_step=stop)
     finally:
         rec.close()
     assert len(rec.unet) == 1  # stopped right after the first step
@@ -121,18 +126,18 @@ def test_bad_inputs_are_explained():
     model = tiny_model()
     cond = _conditioning()
     with pytest.raises(InputError, match="multiples of 8"):
-        extend_chunk(model, torch.zeros(1, CAM_FRAMES, 3, 76, 64), cond, steps=1)
+        extend_chunk(model, torch.zeros(1, CAM_FRAMES, 3, 76, 64), cond, _settings(steps=1))
     with pytest.raises(InputError, match="variance noise of step 0"):
-        extend_chunk(model, _frames(), cond, num_frames=FRAMES, steps=1, variance_noise=[torch.zeros(3)])
+        extend_chunk(model, _frames(), cond, _settings(steps=1), variance_noise=[torch.zeros(3)])
     with pytest.raises(InputError, match="cannot hold"):
-        extend_chunk(model, _frames(), cond, steps=1, num_frames=CAM_FRAMES - 1)
+        extend_chunk(model, _frames(), cond, _settings(steps=1, frames=CAM_FRAMES - 1))
 
 
 def test_sizes_that_are_multiples_of_8_but_not_64_work():
     """The UNet upsamples to its skips' sizes, so 72x56 pixels (9x7 latents) need no padding."""
     model = tiny_model()
-    latents = extend_chunk(model, torch.rand(1, CAM_FRAMES, 3, 72, 56) * 2 - 1, _conditioning(), num_frames=FRAMES,
-                           steps=1)
+    latents = extend_chunk(model, torch.rand(1, CAM_FRAMES, 3, 72, 56) * 2 - 1, _conditioning(),
+                           _settings(steps=1))
     assert latents.shape[-2:] == (9, 7) and torch.isfinite(latents).all()
 
 

@@ -21,7 +21,7 @@ from ..checkpoints.st2v import build_streamingt2v
 from ..models.attention import APMCrossAttention
 from ..models.clip_image import clip_preprocess
 from ..models.streamingt2v import StreamingT2V
-from ..pipelines.extend import ExtendConditioning, StepInfo, draw_official_noise, extend_chunk
+from ..pipelines.extend import ExtendConditioning, ExtensionSettings, StepInfo, draw_official_noise, extend_chunk
 from ..sampling.ddim import ddim_prev_timestep, ddim_step
 from ..sampling.guidance import cfg
 from ..schedules.discrete import DiscreteVPSchedule
@@ -239,8 +239,8 @@ def _run_d(fx: _Fixture):
             text=fx.t("in_text_embeds_cond"), uncond_text=fx.t("in_text_embeds_uncond"),
             anchor=m.anchor_tokens(anchor), uncond_anchor=m.grey_anchor_tokens(like=anchor))
         trace: list[StepInfo] = []
-        extend_chunk(m, fx.cond_frames(), cond, num_frames=fx.num_frames, steps=steps, eta=fx.eta,
-                     guidance_scale=fx.guidance, schedule=fx.schedule, step_hook=trace.append,
+        settings = ExtensionSettings(steps=steps, eta=fx.eta, guidance=fx.guidance, frames=fx.num_frames)
+        extend_chunk(m, fx.cond_frames(), cond, settings, schedule=fx.schedule, step_hook=trace.append,
                      init_noise=fx.t("out_d_init_noise"),
                      variance_noise=[fx.t(f"out_d_ddim_variance_noise_step{i}") for i in range(steps)])
     finally:

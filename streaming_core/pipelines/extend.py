@@ -22,11 +22,12 @@ pass the same generator to every chunk of a video. Either draw can be injected i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 from ..models.streamingt2v import StreamingT2V
 from ..official import EXTENSION
@@ -34,15 +35,76 @@ from ..progress import LatentPreview, ProgressCallback, no_progress
 from ..sampling.guidance import cfg, text_anchor_guidance
 from ..sampling.registry import OFFICIAL_SAMPLERS, get_sampler
 from ..schedules.discrete import DiscreteVPSchedule, modelscope_t2v_schedule
-from .checks import CHUNK_FRAMES
+from .checks import CHUNK_FRAMES, check_prompt, check_prompts, check_scale, check_seed, check_steps
 
 OFFICIAL_SEED = EXTENSION.seed
 OFFICIAL_STEPS = EXTENSION.steps
 OFFICIAL_ETA = EXTENSION.eta
 OFFICIAL_GUIDANCE = EXTENSION.guidance
 OFFICIAL_SAMPLER = OFFICIAL_SAMPLERS["extension"]
+RNG_MODES = ("per_chunk", "official")
 
 NoiseSource = Union[Sequence[torch.Tensor], Callable[[int], torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class ExtensionSettings:
+    """How extension chunks are made; official values by default (``official.EXTENSION``). Checked when
+    made, so a bad setting is refused before any model runs (the CLI and the nodes make one first).
+
+    ``extend_chunk`` reads the sampling fields: ``steps``, ``eta``, ``guidance`` (the official joint
+    scale over text and anchor; w_text of the paper's eq. 12 when ``anchor_guidance`` is given),
+    ``anchor_guidance``, ``sampler`` (a name in ``sampling.registry``) and ``frames`` (per chunk).
+    The chunk loop (``long_video``) reads the rest too: ``prompts`` (one, or one per generated chunk; the
+    last repeats), ``negative_prompt``, ``seed`` and ``rng`` (``RNG_MODES``); a single chunk gets its text
+    as tokens and its draws from a generator instead.
+    """
+
+    prompts: Sequence[str] = ("",)
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = OFFICIAL_STEPS
+    eta: float = OFFICIAL_ETA
+    guidance: float = OFFICIAL_GUIDANCE
+    anchor_guidance: Optional[float] = None
+    rng: str = "per_chunk"
+    sampler: str = OFFICIAL_SAMPLER
+    frames: int = CHUNK_FRAMES
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        set_("prompts", tuple(check_prompts(self.prompts)))
+        set_("negative_prompt", check_prompt(self.negative_prompt, "negative prompt"))
+        set_("seed", check_seed(self.seed))
+        check_steps(self.steps)
+        eta = check_scale("eta", self.eta)
+        if eta < 0:
+            raise InputError(f"eta must be 0 or more ({OFFICIAL_ETA} is the official DDIM setting), got {eta}")
+        set_("eta", eta)
+        set_("guidance", check_scale("guidance", self.guidance))
+        if self.anchor_guidance is not None:
+            set_("anchor_guidance", check_scale("anchor guidance", self.anchor_guidance))
+        if self.rng not in RNG_MODES:
+            raise InputError(f"rng must be one of {', '.join(RNG_MODES)}, got {self.rng!r}")
+        get_sampler(self.sampler)
+        validation.whole("frames", self.frames, low=1, fix=f"a chunk has {CHUNK_FRAMES} frames officially")
+
+    def prompt_for(self, generated_chunk: int) -> str:
+        """The prompt of the ``generated_chunk``-th generated chunk (0-based); the last repeats."""
+        return self.prompts[min(generated_chunk, len(self.prompts) - 1)]
+
+    def as_dict(self) -> dict:
+        """What a resume state records and an "auto" run name hashes (JSON values)."""
+        d = asdict(self)
+        d["prompts"] = list(self.prompts)
+        return _without_unchanged_later_fields(d, self, ("sampler", "frames"))
+
+
+def _without_unchanged_later_fields(d: dict, settings, later: Sequence[str]) -> dict:
+    """Fields added after resume-state version 1 are recorded only when changed from their default, so
+    the states and "auto" run names of runs made before them still match."""
+    defaults = {f.name: f.default for f in fields(settings)}
+    return {k: v for k, v in d.items() if k not in later or v != defaults[k]}
 
 
 @dataclass
@@ -116,40 +178,33 @@ def extend_chunk(
     model: StreamingT2V,
     cam_frames: torch.Tensor,
     cond: ExtendConditioning,
+    settings: ExtensionSettings = ExtensionSettings(),
     *,
-    num_frames: int = CHUNK_FRAMES,
-    steps: int = OFFICIAL_STEPS,
-    eta: float = OFFICIAL_ETA,
-    guidance_scale: float = OFFICIAL_GUIDANCE,
-    anchor_guidance_scale: Optional[float] = None,
     generator: Optional[torch.Generator] = None,
     init_noise: Optional[torch.Tensor] = None,
     variance_noise: Optional[NoiseSource] = None,
     schedule: Optional[DiscreteVPSchedule] = None,
     on_step: Optional[ProgressCallback] = None,
     step_hook: Optional[Callable[[StepInfo], None]] = None,
-    sampler: str = OFFICIAL_SAMPLER,
 ) -> torch.Tensor:
-    """Denoise one chunk; returns its latents (B, 4, num_frames, h, w), float32, on the model's device.
+    """Denoise one chunk; returns its latents (B, 4, settings.frames, h, w), float32, on the model's device.
 
     cam_frames: (B, Fc, 3, H, W) signed pixels [-1, 1], the last Fc frames of the video so far.
     cond: text / anchor tokens (``build_conditioning``); batch 1 broadcasts to B.
-    guidance_scale: the joint scale (official 7.5), and w_text of eq. 12; anchor_guidance_scale:
-        w_anchor of eq. 12, None = same as guidance_scale (official).
+    settings: steps, eta, guidance (the joint scale, official 7.5, and w_text of eq. 12),
+        anchor_guidance (w_anchor of eq. 12, None = same as guidance, official), sampler and frames;
+        its prompts, seed and rng are the loop's (the text comes in ``cond``, the draws from ``generator``).
     generator: CPU generator for the draws (default: a fresh one seeded 33, as officially).
     init_noise: (B, 4, F, h, w) initial latents instead of drawing them.
     variance_noise: per-step DDIM noise (B*F, 4, h, w), a list indexed by step or a function of it.
     on_step(done, total, preview): called after every step with the step's x0 estimate as a
         ``LatentPreview`` (the host decodes it, or not); raising stops the run.
     step_hook: optional debug callback receiving a ``StepInfo`` after every step.
-    sampler: a name in ``sampling.registry`` (official: "ddim").
     """
+    steps, eta, num_frames = settings.steps, settings.eta, settings.frames
+    guidance_scale, anchor_guidance_scale = settings.guidance, settings.anchor_guidance
     if cam_frames.ndim != 5 or cam_frames.shape[2] != 3:
         raise InputError(f"CAM frames must be (B, Fc, 3, H, W) signed pixels, got {tuple(cam_frames.shape)}")
-    if steps < 1:
-        raise InputError(f"steps must be at least 1, got {steps}")
-    if eta < 0:
-        raise InputError(f"eta must be >= 0, got {eta}")
     b, fc, _, height, width = cam_frames.shape
     if num_frames < fc:
         raise InputError(f"a chunk of {num_frames} frames cannot hold {fc} CAM conditioning frames")
@@ -159,7 +214,7 @@ def extend_chunk(
                          f"(the VAE's 8x8 pixel latents); resize or crop the video")
     device = model.device
     schedule = schedule or modelscope_t2v_schedule()
-    sample = get_sampler(sampler)
+    sample = get_sampler(settings.sampler)
     generator = generator if generator is not None else torch.Generator().manual_seed(OFFICIAL_SEED)
     if generator.device.type != "cpu":
         raise InputError("extend_chunk draws its noise on the CPU (device-independent results, as officially): "

@@ -21,7 +21,7 @@ from ..models.vae import SCALING_FACTOR
 from ..official import EXTENSION, INITIAL_CHUNK
 from ..tiny.modelscope import build_tiny_modelscope_unet
 from ..tiny.st2v import build_tiny_streamingt2v
-from .initial_chunk import generate_initial_chunk
+from .initial_chunk import InitialChunkSettings, generate_initial_chunk
 from .long_video import ExtensionSettings, extend_video
 
 FULL_SIZE = 256
@@ -84,8 +84,9 @@ def benchmark_initial(*, full: bool = False, device: str = "cpu", dtype: torch.d
     steps = steps or (5 if full else 2)
 
     def run(k: int):
-        return generate_initial_chunk(base, model, "a red panda climbing a tree", seed=0, steps=k, height=size,
-                                      width=size, output_device=device)
+        return generate_initial_chunk(base, model, "a red panda climbing a tree",
+                                      InitialChunkSettings(steps=k, height=size, width=size), seed=0,
+                                      output_device=device)
 
     with peak_memory(device) as peak:
         seconds, per_step, fixed = measure_steps(run, steps, device)

@@ -13,10 +13,12 @@ CPU can reproduce; diffusers with ``generator=torch.Generator("cpu").manual_seed
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
 
+from .. import validation
 from ..errors import InputError
 from ..models.unet3d import UNet3D
 from ..official import INITIAL_CHUNK
@@ -32,6 +34,40 @@ OFFICIAL_STEPS = INITIAL_CHUNK.steps
 OFFICIAL_GUIDANCE = INITIAL_CHUNK.guidance
 OFFICIAL_SIZE = INITIAL_CHUNK.size
 OFFICIAL_SAMPLER = OFFICIAL_SAMPLERS["initial_chunk"]
+
+
+@dataclass(frozen=True)
+class InitialChunkSettings:
+    """How the first chunk is sampled; official values by default (``official.INITIAL_CHUNK`` and the
+    official sampler). Checked when made, so a bad setting is refused before any model runs.
+
+    ``sampler``: a name in ``sampling.registry`` ("dpmpp_2m" officially, or "ddim" with ``eta``, whose
+    noise then comes from the same generator after the initial draw). ``frames``: the chunk's length
+    (the chunk loop needs the official 16).
+    """
+
+    steps: int = OFFICIAL_STEPS
+    guidance: float = OFFICIAL_GUIDANCE
+    sampler: str = OFFICIAL_SAMPLER
+    height: int = OFFICIAL_SIZE
+    width: int = OFFICIAL_SIZE
+    eta: float = 0.0
+    frames: int = CHUNK_FRAMES
+
+    def __post_init__(self):
+        check_steps(self.steps)
+        object.__setattr__(self, "guidance", check_scale("first-chunk guidance", self.guidance))
+        check_size(self.height, self.width)
+        validation.whole("frames", self.frames, low=1, fix=f"a chunk has {CHUNK_FRAMES} frames officially")
+        get_sampler(self.sampler)
+        if check_scale("eta", self.eta) < 0:
+            raise InputError(f"eta must be 0 or more, got {self.eta}")
+
+    def as_dict(self) -> dict:
+        """What a resume state records and an "auto" run name hashes. ``eta`` and ``frames`` came after
+        resume-state version 1: recorded only when changed, so earlier states still match."""
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k not in ("eta", "frames") or v != getattr(InitialChunkSettings, k)}
 
 
 def _check_text_model(st2v) -> None:
@@ -60,28 +96,20 @@ def generate_initial_chunk(
     unet: UNet3D,
     st2v,
     prompt: str,
+    settings: InitialChunkSettings = InitialChunkSettings(),
     *,
     negative_prompt: str = "",
     seed: int = 0,
-    steps: int = OFFICIAL_STEPS,
-    guidance: float = OFFICIAL_GUIDANCE,
-    height: int = OFFICIAL_SIZE,
-    width: int = OFFICIAL_SIZE,
-    frames: int = CHUNK_FRAMES,
-    sampler: str = OFFICIAL_SAMPLER,
-    eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
     init_noise: Optional[torch.Tensor] = None,
     on_step: Optional[ProgressCallback] = None,
     output_device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Text -> the first ``frames`` frames, an IMAGE batch (F, H, W, 3) float32 in 0..1.
+    """Text -> the first ``settings.frames`` frames, an IMAGE batch (F, H, W, 3) float32 in 0..1.
 
     unet: the stock ModelScope UNet3D (``checkpoints.modelscope``); st2v: the StreamingT2V model,
         whose text encoder and VAE are used.
-    sampler: a name in ``sampling.registry``: "dpmpp_2m" (official: DPM-Solver++ 2M as the official
-        scheduler config makes it) or "ddim" (with ``eta``; its noise comes from the same generator
-        after the initial draw).
+    settings: steps, guidance, sampler, size, eta and frames (``InitialChunkSettings``).
     generator: CPU generator for every draw (default: seeded with ``seed``); init_noise: (1, 4, F,
         h, w) latents instead of the first draw.
     on_step(done, total, preview): after every step with the x0 estimate (``LatentPreview``); the
@@ -89,14 +117,9 @@ def generate_initial_chunk(
     """
     prompt = check_prompt(prompt)
     negative_prompt = check_prompt(negative_prompt, "negative prompt")
-    check_size(height, width)
-    check_steps(steps)
-    guidance = check_scale("guidance", guidance)
-    if not isinstance(frames, int) or frames < 1:
-        raise InputError(f"frames must be a positive whole number, got {frames!r}")
-    sample = get_sampler(sampler)
-    if check_scale("eta", eta) < 0:
-        raise InputError(f"eta must be 0 or more, got {eta}")
+    steps, guidance, eta, frames = settings.steps, settings.guidance, settings.eta, settings.frames
+    height, width = settings.height, settings.width
+    sample = get_sampler(settings.sampler)
     _check_text_model(st2v)
     on_step = on_step or no_progress
     generator = generator if generator is not None else torch.Generator().manual_seed(check_seed(seed))

@@ -26,84 +26,22 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
 from .. import validation
 from ..errors import InputError
-from ..official import INITIAL_CHUNK
 from ..progress import ProgressCallback, StepCounter, all_but_last
 from ..seeds import derive_seed
 from . import extend as extend_step
-from .checks import (CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_prompt,
-                     check_prompts, check_scale, check_seed, check_size, check_steps)
+from .extend import ExtensionSettings
+from .checks import CONDITIONING_FRAMES, CHUNK_FRAMES, NEW_FRAMES_PER_CHUNK, check_image_batch, check_size
 from .frames import as_image_batch, fit_image, image_to_signed, unit_to_image
-from .initial_chunk import generate_initial_chunk
+from .initial_chunk import InitialChunkSettings, generate_initial_chunk
 
-RNG_MODES = ("per_chunk", "official")
 STATE_VERSION = 1
-
-
-# -- settings ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExtensionSettings:
-    """How every extension chunk is made. ``guidance`` is the official joint scale (text and anchor
-    together); give ``anchor_guidance`` for the paper's eq. 12, where ``guidance`` is then w_text."""
-
-    prompts: Sequence[str]
-    negative_prompt: str = ""
-    seed: int = 0
-    steps: int = extend_step.OFFICIAL_STEPS
-    eta: float = extend_step.OFFICIAL_ETA
-    guidance: float = extend_step.OFFICIAL_GUIDANCE
-    anchor_guidance: Optional[float] = None
-    rng: str = "per_chunk"
-
-    def __post_init__(self):
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
-        set_("prompts", tuple(check_prompts(self.prompts)))
-        set_("negative_prompt", check_prompt(self.negative_prompt, "negative prompt"))
-        set_("seed", check_seed(self.seed))
-        check_steps(self.steps)
-        eta = check_scale("eta", self.eta)
-        if eta < 0:
-            raise InputError(f"eta must be 0 or more (1.0 is the official DDIM setting), got {eta}")
-        set_("eta", eta)
-        set_("guidance", check_scale("guidance", self.guidance))
-        if self.anchor_guidance is not None:
-            set_("anchor_guidance", check_scale("anchor guidance", self.anchor_guidance))
-        if self.rng not in RNG_MODES:
-            raise InputError(f"rng must be one of {', '.join(RNG_MODES)}, got {self.rng!r}")
-
-    def prompt_for(self, generated_chunk: int) -> str:
-        """The prompt of the ``generated_chunk``-th generated chunk (0-based); the last repeats."""
-        return self.prompts[min(generated_chunk, len(self.prompts) - 1)]
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["prompts"] = list(self.prompts)
-        return d
-
-
-@dataclass(frozen=True)
-class InitialChunkSettings:
-    """The first chunk (stock ModelScope UNet); official values by default."""
-
-    steps: int = INITIAL_CHUNK.steps
-    guidance: float = INITIAL_CHUNK.guidance
-    sampler: str = "dpmpp_2m"
-    height: int = INITIAL_CHUNK.size
-    width: int = INITIAL_CHUNK.size
-
-    def __post_init__(self):
-        check_steps(self.steps)
-        object.__setattr__(self, "guidance", check_scale("first-chunk guidance", self.guidance))
-        check_size(self.height, self.width)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -303,10 +241,8 @@ def _extend(model, anchor: Anchor, settings: ExtensionSettings, at: _Position, r
         conditioning = extend_step.ExtendConditioning(text=text_cache[1], uncond_text=uncond_text,
                                                       anchor=anchor_tokens, uncond_anchor=grey_tokens)
         generator = official_generator if official_generator is not None else chunk_generator(settings.seed, index)
-        latents = extend_step.extend_chunk(
-            model, image_to_signed(cond)[None], conditioning, num_frames=CHUNK_FRAMES, steps=settings.steps,
-            eta=settings.eta, guidance_scale=settings.guidance, anchor_guidance_scale=settings.anchor_guidance,
-            generator=generator, on_step=report)
+        latents = extend_step.extend_chunk(model, image_to_signed(cond)[None], conditioning, settings,
+                                           generator=generator, on_step=report)
         decoded = extend_step.decode_chunk(model, latents)[0]  # (16, 3, H, W) unit
         del latents
         new = unit_to_image(decoded[CONDITIONING_FRAMES:])
@@ -347,6 +283,7 @@ def extend_one_chunk(model, video: torch.Tensor, settings: ExtensionSettings, *,
     chain differs from the loop. ``settings.prompts[0]`` is the chunk's prompt; ``anchor`` defaults to
     frame 0.
     """
+    _check_chunk_frames(settings)
     video = check_image_batch(video, "the video to extend", CONDITIONING_FRAMES)
     frames, height, width = int(video.shape[0]), int(video.shape[1]), int(video.shape[2])
     check_size(height, width)
@@ -360,6 +297,14 @@ def extend_one_chunk(model, video: torch.Tensor, settings: ExtensionSettings, *,
 
 def _check_frames(frames: int, minimum: int, what: str) -> None:
     validation.frame_count(frames, minimum, what)
+
+
+def _check_chunk_frames(*settings) -> None:
+    """The loop's bookkeeping (8 conditioning + 8 new frames per chunk) needs the official chunk length."""
+    for s in settings:
+        if s.frames != CHUNK_FRAMES:
+            raise InputError(f"the chunk loop makes {CHUNK_FRAMES}-frame chunks, the settings ask for {s.frames}: "
+                             f"leave frames at {CHUNK_FRAMES} (other lengths are for one chunk alone).")
 
 
 @torch.no_grad()
@@ -392,6 +337,7 @@ def extend_video(
         model; ``video`` is then the frames that run produced (``state.frames_done`` of them), or
         None with ``keep_frames=False``.
     """
+    _check_chunk_frames(settings)
     if resume is None or video is not None:
         video = check_image_batch(video, "the video to extend", CONDITIONING_FRAMES)
         height, width = int(video.shape[1]), int(video.shape[2])
@@ -441,6 +387,7 @@ def generate_long_video(
     frames (or None with ``keep_frames=False``). Other arguments as ``extend_video``.
     """
     _check_frames(frames, CHUNK_FRAMES, "a long video starts with one 16-frame chunk")
+    _check_chunk_frames(settings, initial)
     height, width = initial.height, initial.width
     anchor = _as_anchor(model, anchor, height, width)
     params = _base_params(model, settings, height, width, {"kind": "initial_chunk", **initial.as_dict()},
@@ -450,11 +397,10 @@ def generate_long_video(
         return _continue(model, resume, params, frames, settings, previous_frames, out, start_prompts=1,
                          start_steps=initial.steps, anchor_given=anchor is not None)
     run = _Run(out, initial.steps + extensions_needed(CHUNK_FRAMES, frames) * settings.steps, frames, params)
-    first = generate_initial_chunk(
-        base_unet, model, settings.prompt_for(0), negative_prompt=settings.negative_prompt, seed=settings.seed,
-        steps=initial.steps, guidance=initial.guidance, height=height, width=width, frames=CHUNK_FRAMES,
-        sampler=initial.sampler, generator=chunk_generator(settings.seed, 0), on_step=all_but_last(run.count),
-        output_device=model.device)
+    first = generate_initial_chunk(base_unet, model, settings.prompt_for(0), initial,
+                                   negative_prompt=settings.negative_prompt,
+                                   generator=chunk_generator(settings.seed, 0), on_step=all_but_last(run.count),
+                                   output_device=model.device)
     anchor = anchor if anchor is not None else encode_anchor(model, first[:1])
     cond = first[-CONDITIONING_FRAMES:].clone()
     host = first.to(output_device)
