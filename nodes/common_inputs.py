@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..streaming_core.official import EXTENSION
+from ..streaming_core.official import EXTENSION, VIDEO
 from ..streaming_core.validation import MAX_SEED  # the core's seeds are int64: one ceiling for CLI, API and nodes
 
 
@@ -53,7 +53,7 @@ def video_input(tooltip: str):
 
 
 def fps_input():
-    return ("FLOAT", {"default": 8.0, "min": 1.0, "max": 240.0, "step": 1.0,
+    return ("FLOAT", {"default": VIDEO.fps, "min": 1.0, "max": 240.0, "step": 1.0,
                       "tooltip": "Frame rate of the VIDEO output when the input is an IMAGE batch (a VIDEO input "
                                  "keeps its own rate and sound)."})
 

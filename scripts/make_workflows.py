@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import workflow_check as wc  # scripts/ (this file's folder) is on the path when run as a script
-from pack_loader import load_pack
+from pack_loader import REPO, load_pack
 from workflow_thumbnails import thumbnail
 
-REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the core, for its official numbers (the pack root is not on a script's path)
+    sys.path.insert(0, str(REPO))
+from streaming_core.official import EXTENSION, INITIAL_CHUNK as FIRST, REFINE, VIDEO  # noqa: E402
+from streaming_core.pipelines.checks import CHUNK_FRAMES, CONDITIONING_FRAMES, NEW_FRAMES_PER_CHUNK  # noqa: E402
 
 GROUP_COLORS = {"models": "#3f789e", "generate": "#8A8", "loop": "#a1309b", "refine": "#b58b2a", "save": "#444",
                 "upscale": "#88A"}
@@ -198,7 +201,7 @@ class Workflow:
 
 # ----------------------------------------------------------------------------------------------- the workflows
 PROMPT = "a red panda climbing a tree in a sunny bamboo forest, highly detailed, cinematic"
-OFFICIAL_FPS = 8.0  # StreamingT2V writes its videos at 8 fps (official inference.py); ModelScope/VidXTend chunks too
+OFFICIAL_FPS = VIDEO.fps  # StreamingT2V writes its videos at 8 fps (official inference.py); ModelScope/VidXTend too
 LOAD_VIDEO_SIZE = (WIDTH, 520)  # room for the preview Load Video shows once a clip is picked (no overlap)
 
 # properties.models: public files a workflow needs (the frontend lists missing ones at load; the pack
@@ -238,9 +241,9 @@ RESUME_NOTE = (
     "The Chunk Loop saves its state after every chunk (output/streamingt2v_runs/). If a run stops (Cancel, an "
     "error, a closed ComfyUI), **queue the same graph again**: it continues where it stopped. Keep every seed on "
     "**fixed** for that (a randomized seed makes a new video).\n\n"
-    "Frames: 8 new frames per chunk; `frames` counts the whole video.")
-FPS_NOTE = ("Saved at **8 fps**, StreamingT2V's official rate (its model has no fps input; change the `fps` input "
-            "of the node that makes the video for faster or slower motion).")
+    f"Frames: {NEW_FRAMES_PER_CHUNK} new frames per chunk; `frames` counts the whole video.")
+FPS_NOTE = (f"Saved at **{OFFICIAL_FPS:g} fps**, StreamingT2V's official rate (its model has no fps input; change the "
+            "`fps` input of the node that makes the video for faster or slower motion).")
 
 
 COLUMNS = (20, 420, 820, 1220, 1620, 2020, 2420)
@@ -255,8 +258,8 @@ def _models(wf: Workflow, x: int, y: int = TOP) -> tuple[Node, Node]:
 
 
 def _first_chunk(wf: Workflow, st2v: Node, base: Node, pos, prompt: str = PROMPT) -> Node:
-    first = wf.add("ST2VInitialChunk", pos, prompt=prompt, negative_prompt="", seed=42, steps=50, guidance=9.0,
-                   width=256, height=256, frames=16)
+    first = wf.add("ST2VInitialChunk", pos, prompt=prompt, negative_prompt="", seed=42, steps=FIRST.steps,
+                   guidance=FIRST.guidance, width=FIRST.size, height=FIRST.size, frames=CHUNK_FRAMES)
     wf.connect(st2v, 0, first, "st2v_model")
     wf.connect(base, 0, first, "base_model")
     return first
@@ -270,8 +273,9 @@ def _anchor(wf: Workflow, st2v: Node, image: Node, output=0, **where) -> Node:
 
 
 def _loop(wf: Workflow, st2v: Node, video: Node, anchor: Optional[Node], **where) -> Node:
-    loop = wf.add("ST2VChunkLoop", prompts=PROMPT, negative_prompt="", frames=120, seed=42, steps=50,
-                  text_guidance=7.5, anchor_guidance=7.5, run_name="auto", keep_state=False, fps=8.0, **where)
+    loop = wf.add("ST2VChunkLoop", prompts=PROMPT, negative_prompt="", frames=120, seed=42, steps=EXTENSION.steps,
+                  text_guidance=EXTENSION.guidance, anchor_guidance=EXTENSION.guidance, run_name="auto",
+                  keep_state=False, fps=OFFICIAL_FPS, **where)
     wf.connect(st2v, 0, loop, "st2v_model")
     wf.connect(video, 0, loop, "video")
     if anchor is not None:
@@ -280,9 +284,10 @@ def _loop(wf: Workflow, st2v: Node, video: Node, anchor: Optional[Node], **where
 
 
 def _refiner(wf: Workflow, enhancer: Node, video: Node, output=0, **where) -> Node:
-    refine = wf.add("ST2VRandomizedBlendRefiner", prompt=PROMPT, negative_prompt="", mode="randomized", chunk=24,
-                    overlap=8, strength=0.6, steps=30, guidance=7.5, seed=42, width=0, height=0,
-                    sde_noise="gaussian", fps=8.0, **where)
+    refine = wf.add("ST2VRandomizedBlendRefiner", prompt=PROMPT, negative_prompt="", mode="randomized",
+                    chunk=REFINE.chunk, overlap=REFINE.overlap, strength=REFINE.strength, steps=REFINE.steps,
+                    guidance=REFINE.guidance, seed=42, width=0, height=0, sde_noise="gaussian", fps=OFFICIAL_FPS,
+                    **where)
     wf.connect(enhancer, 0, refine, "enhancer")
     wf.connect(video, output, refine, "video")
     return refine
@@ -314,7 +319,7 @@ def text_to_long_video(defs) -> Workflow:
     anchor = _anchor(wf, st2v, first, below=first)
     wf.group("2. First chunk and anchor", [first, anchor], GROUP_COLORS["generate"])
     loop = _loop(wf, st2v, first, anchor, pos=(COLUMNS[2], TOP))
-    wf.group("3. Long video (256 px)", [loop], GROUP_COLORS["loop"])
+    wf.group(f"3. Long video ({FIRST.size} px)", [loop], GROUP_COLORS["loop"])
     refine = _refiner(wf, enhancer, loop, "streamed_video", pos=(COLUMNS[3], TOP))
     wf.group("4. Refine (720 px, randomized blending)", [refine], GROUP_COLORS["refine"])
     below = wf.bottom([loop, refine]) + GROUP_GAP
@@ -329,7 +334,8 @@ def extend_any_video(defs) -> Workflow:
     wf = Workflow(defs)
     load = wf.add("LoadVideo", (COLUMNS[0], TOP), size=LOAD_VIDEO_SIZE, file="st2v_example_start.mp4")
     parts = wf.add("GetVideoComponents", below=load)
-    scale = wf.add("ImageScale", below=parts, upscale_method="bicubic", width=256, height=256, crop="center")
+    scale = wf.add("ImageScale", below=parts, upscale_method="bicubic", width=FIRST.size, height=FIRST.size,
+                   crop="center")
     wf.connect(load, 0, parts, "video")
     wf.connect(parts, "images", scale, "image")
     wf.group("1. The video to extend", [load, parts, scale], GROUP_COLORS["generate"])
@@ -338,7 +344,8 @@ def extend_any_video(defs) -> Workflow:
     anchor = _anchor(wf, st2v, scale, below=st2v)
     wf.group("2. StreamingT2V and the anchor", [st2v, anchor], GROUP_COLORS["models"])
     wf.note("## Extend any video\nLoad a clip (a real video, or the output of AnimateDiff, SVD, Wan...). Its frames "
-            "are scaled to 256x256 (sides must be multiples of 8); the last 8 condition the first new chunk, frame 0 "
+            f"are scaled to {FIRST.size}x{FIRST.size} (sides must be multiples of 8); the last {CONDITIONING_FRAMES} "
+            "condition the first new chunk, frame 0 "
             "is the appearance anchor (change frame_index, or feed any image to the anchor encoder).\n\n"
             "`frames` is the length of the whole result, the loaded frames included.\n\n"
             + RESUME_NOTE.split("\n", 1)[1], (COLUMNS[1], wf.bottom([anchor]) + GROUP_GAP), (340, 420))
@@ -356,7 +363,8 @@ def prompt_per_chunk(defs) -> Workflow:
     first = _first_chunk(wf, st2v, base, (COLUMNS[1], TOP), prompt="a red panda sitting on a branch")
     anchor = _anchor(wf, st2v, first, below=first)
     wf.group("1. Models, first chunk and anchor", [st2v, base, first, anchor], GROUP_COLORS["models"])
-    wf.note("## A hand-built loop\nEach CAM Extender conditions on the last 8 frames of its input and adds 8 new "
+    wf.note(f"## A hand-built loop\nEach CAM Extender conditions on the last {CONDITIONING_FRAMES} frames of its input "
+            f"and adds {NEW_FRAMES_PER_CHUNK} new "
             "ones, with its own prompt (and seed, guidance). Re-anchor by feeding another frame to an extender's "
             "anchor input; branch by wiring one video into two extenders.\n\nWith one prompt and one seed, a chain "
             "of extenders makes exactly the Chunk Loop's video. " + FPS_NOTE + "\n\n" + MODELS_NOTE,
@@ -366,7 +374,8 @@ def prompt_per_chunk(defs) -> Workflow:
     video, extenders = first, []
     for i, prompt in enumerate(prompts):
         ext = wf.add("ST2VCAMExtender", (COLUMNS[2 + i], TOP), title=f"ST2V CAM Extender {i + 1}", prompt=prompt,
-                     negative_prompt="", seed=42, steps=50, text_guidance=7.5, anchor_guidance=7.5)
+                     negative_prompt="", seed=42, steps=EXTENSION.steps, text_guidance=EXTENSION.guidance,
+                     anchor_guidance=EXTENSION.guidance)
         wf.connect(st2v, 0, ext, "st2v_model")
         wf.connect(video, 0 if video is first else "video", ext, "video")
         wf.connect(anchor, 0, ext, "anchor")
@@ -390,9 +399,10 @@ def refine_only(defs) -> Workflow:
                            pos=(COLUMNS[1], wf.bottom([enhancer, refine]) + GROUP_GAP))
     wf.group("3. Save", saved, GROUP_COLORS["save"])
     wf.note("## Refine any video\nSDEdit at the enhancer's resolution (MS-Vid2Vid-XL: fitted into 1280x720) in "
-            "chunks of 24 frames overlapping by 8. randomized: one shared noise and a new random cut inside each "
-            "overlap at every step, so chunks join without seams; shared_noise and independent are the paper's "
-            "baselines, to compare.\n\nstrength: how much may change (0.6 official). The video needs at least one "
+            f"chunks of {REFINE.chunk} frames overlapping by {REFINE.overlap}. randomized: one shared noise and a "
+            "new random cut inside each overlap at every step, so chunks join without seams; shared_noise and "
+            "independent are the paper's baselines, to compare.\n\nstrength: how much may change "
+            f"({REFINE.strength} official). The video needs at least one "
             "chunk of frames.\n\nThe video is read a few frames at a time and the result is written as frames are "
             "final (frame rate and sound kept), so any length fits in memory.\n\n" + MODELS_NOTE, (COLUMNS[2], TOP),
             (380, 600))
@@ -404,7 +414,7 @@ def long_video_upscale(defs) -> Workflow:
     st2v, base = _models(wf, COLUMNS[0])
     first = _first_chunk(wf, st2v, base, (COLUMNS[1], TOP))
     loop = _loop(wf, st2v, first, None, pos=(COLUMNS[2], TOP))
-    wf.group("1. Long video (256 px)", [st2v, base, first, loop], GROUP_COLORS["loop"])
+    wf.group(f"1. Long video ({FIRST.size} px)", [st2v, base, first, loop], GROUP_COLORS["loop"])
     wf.note(MODELS_NOTE, (COLUMNS[0], wf.bottom([first, loop]) + GROUP_GAP), (340, 400))
     sdvsr = wf.add("SDVSRLoader", (COLUMNS[3], TOP), model="Stream-DiffVSR", raft="auto", dtype="auto", weight_dtype="default")
     upscale = wf.add("SDVSRUpscale", below=sdvsr, seed=42, flow_tile="auto")
@@ -428,7 +438,8 @@ VIDXTEND_NOTE = (
     "benjamin-paine/vidxtend) in models/streamingt2v/. It has no image encoder: pick the OpenCLIP ViT-H/14 one under "
     "`image_encoder`, e.g. IP-Adapter's **CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors** from models/clip_vision/, or "
     "open_clip_pytorch_model.bin (a ViT-L or bigG file does not fit). See docs/weights.md.\n\n"
-    "Load a clip; its frames are scaled to 256x256, the last 8 condition the first new chunk, frame 0 is the "
+    f"Load a clip; its frames are scaled to {FIRST.size}x{FIRST.size}, the last {CONDITIONING_FRAMES} condition the "
+    "first new chunk, frame 0 is the "
     "appearance anchor. `frames` is the length of the whole result, the loaded frames included.\n\n"
     + RESUME_NOTE.split("\n", 1)[1])
 

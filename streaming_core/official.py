@@ -49,7 +49,16 @@ class UpscaleFacts:
     steps: int = 4  # the distilled UNet's t = 999, 749, 499, 249 (trailing spacing)
 
 
+@dataclass(frozen=True)
+class VideoFacts:
+    """The written video: ``VideoLDM.predict_step`` saves the mp4 at ``frame_rate`` 8 (spec §4.1, step 6);
+    the model itself has no fps input (fps conditioning is off)."""
+
+    fps: float = 8.0
+
+
 INITIAL_CHUNK = InitialChunkFacts()
 EXTENSION = ExtensionFacts()
 REFINE = RefineFacts()
 UPSCALE = UpscaleFacts()
+VIDEO = VideoFacts()

@@ -6,6 +6,7 @@ hard-coded settings), written here from the specs, not from the code."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ EXTENSION = {"steps": 50, "eta": 1.0, "guidance": 7.5}  # §0 row 2: DDIM 50 ste
 # §0 row 3: 24-frame chunks, overlap 8, SDEdit from t=599 (strength 0.6), 30 DPM++ 2M SDE steps, CFG 7.5
 REFINE = {"chunk": 24, "overlap": 8, "strength": 0.6, "steps": 30, "guidance": 7.5}
 UPSCALE_STEPS = 4  # Stream-DiffVSR: steps 4 (t = 999, 749, 499, 249)
+FPS = 8.0  # §4.1 step 6: the mp4 is saved at frame_rate 8
 
 
 def test_pipeline_settings_default_to_the_official_numbers():
@@ -90,6 +92,35 @@ def test_extension_and_refiner_nodes_default_to_the_official_numbers():
         assert inputs["steps"][1]["default"] == EXTENSION["steps"]
         assert inputs["text_guidance"][1]["default"] == inputs["anchor_guidance"][1]["default"] == EXTENSION["guidance"]
         assert f"official: {EXTENSION['steps']}" in inputs["steps"][1]["tooltip"]
+
+
+def test_video_rate_defaults_to_the_official_8_fps():
+    parser = argparse.ArgumentParser()
+    add_generation_arguments(parser)
+    assert parser.parse_args(["--prompt", "x"]).fps == FPS
+    assert "(default 8, as official)" in " ".join(parser.format_help().split())
+    nodes = load_pack().nodes
+    assert nodes.chunk_loop.ST2VChunkLoop.INPUT_TYPES()["optional"]["fps"][1]["default"] == FPS
+
+
+def test_example_workflows_use_the_official_numbers():
+    """scripts/make_workflows.py reads official.py; the files it wrote hold the spec's numbers."""
+    expected = {
+        "ST2VInitialChunk": {"steps": 50, "guidance": 9.0, "width": 256, "height": 256, "frames": 16},
+        "ST2VChunkLoop": {"steps": 50, "text_guidance": 7.5, "anchor_guidance": 7.5, "fps": FPS},
+        "ST2VCAMExtender": {"steps": 50, "text_guidance": 7.5, "anchor_guidance": 7.5},
+        "ST2VRandomizedBlendRefiner": {**REFINE, "fps": FPS},
+        "CreateVideo": {"fps": FPS},
+    }
+    seen = set()
+    for path in sorted((REPO / "example_workflows" / "api").glob("streamingt2v_*.json")):
+        for node in json.loads(path.read_text()).values():
+            want = expected.get(node["class_type"])
+            if want:
+                seen.add(node["class_type"])
+                widgets = {k: v for k, v in node["inputs"].items() if k in want and not isinstance(v, list)}  # no links
+                assert widgets == {k: want[k] for k in widgets}, (path.name, node["class_type"])
+    assert seen == set(expected)
 
 
 @pytest.mark.parametrize("doc,line_start,stated", [

@@ -28,7 +28,7 @@ from ..checkpoints.layouts import discover, has_role, known_places
 from ..checkpoints.modelscope import find_unet_file, load_modelscope_unet
 from ..checkpoints.st2v import load_streamingt2v
 from ..errors import CheckpointError, InputError
-from ..official import EXTENSION, INITIAL_CHUNK
+from ..official import EXTENSION, INITIAL_CHUNK, VIDEO
 from ..pipelines.checks import CHUNK_FRAMES, check_size
 from ..pipelines.long_video import ExtensionSettings, InitialChunkSettings
 from ..pipelines.resumable_loop import ResumePolicy, TextStart, run_chunk_loop
@@ -74,7 +74,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser, demo: bool = False
     parser.add_argument("--frames", type=int, default=24, help="length of the video in frames (at least 16)")
     parser.add_argument("--seed", type=int, default=0, help="controls every random draw of the run")
     parser.add_argument("--out", default="streamingt2v.mp4", help="output mp4")
-    parser.add_argument("--fps", type=float, default=8.0, help="frame rate of the mp4 (default 8, as official)")
+    parser.add_argument("--fps", type=float, default=VIDEO.fps,
+                        help=f"frame rate of the mp4 (default {VIDEO.fps:g}, as official)")
     parser.add_argument("--anchor", help="image for the APM anchor (default: frame 0 of the first chunk); other "
                                          "sizes are centre-cropped to the video's aspect ratio and resized")
     parser.add_argument("--init-video", help="extend this video instead of generating a first chunk "
