@@ -22,7 +22,7 @@ pass the same generator to every chunk of a video. Either draw can be injected i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -56,8 +56,8 @@ class ExtensionSettings:
     scale over text and anchor; w_text of the paper's eq. 12 when ``anchor_guidance`` is given),
     ``anchor_guidance``, ``sampler`` (a name in ``sampling.registry``) and ``frames`` (per chunk).
     The chunk loop (``long_video``) reads the rest too: ``prompts`` (one, or one per generated chunk; the
-    last repeats), ``negative_prompt``, ``seed`` and ``rng`` (``RNG_MODES``); a single chunk gets its text
-    as tokens and its draws from a generator instead.
+    last repeats; default the empty prompt), ``negative_prompt``, ``seed`` and ``rng`` (``RNG_MODES``); a
+    single chunk gets its text as tokens and its draws from a generator instead.
     """
 
     prompts: Sequence[str] = ("",)
@@ -94,17 +94,10 @@ class ExtensionSettings:
         return self.prompts[min(generated_chunk, len(self.prompts) - 1)]
 
     def as_dict(self) -> dict:
-        """What a resume state records and an "auto" run name hashes (JSON values)."""
-        d = asdict(self)
-        d["prompts"] = list(self.prompts)
-        return _without_unchanged_later_fields(d, self, ("sampler", "frames"))
-
-
-def _without_unchanged_later_fields(d: dict, settings, later: Sequence[str]) -> dict:
-    """Fields added after resume-state version 1 are recorded only when changed from their default, so
-    the states and "auto" run names of runs made before them still match."""
-    defaults = {f.name: f.default for f in fields(settings)}
-    return {k: v for k, v in d.items() if k not in later or v != defaults[k]}
+        """What a resume state records and an "auto" run name hashes (JSON values). ``sampler`` and
+        ``frames`` came after resume-state version 1: recorded only when changed, so earlier states match."""
+        d = dict(asdict(self), prompts=list(self.prompts))
+        return {k: v for k, v in d.items() if k not in ("sampler", "frames") or v != getattr(ExtensionSettings, k)}
 
 
 @dataclass
