@@ -138,8 +138,7 @@ def _yuv420p_frame(av, rgb, index: int):
     Handing PyAV an rgb24 frame lets it convert inside ``encode``, and that path made libx264's output
     depend on the run: the same frames encoded twice decoded differently (up to 0.098) in 2 to 4 of 5
     runs. Converting first (the same swscale conversion) and passing packed planes with an explicit pts,
-    with the encoder single-threaded (DETERMINISTIC_X264), made that rare; it is not gone (a first keyframe
-    has still differed between two runs in one process), so frames, not files, are what is promised.
+    with the encoder single-threaded, made that rare; the rest came from MB-tree (see DETERMINISTIC_X264).
     """
     yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
     frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -160,10 +159,16 @@ class VideoFormat:
 
 
 # libx264 single-threaded, lookahead included: with its default threads, the same frames encoded 40 times
-# under CPU load gave 2 files whose first two frames decoded differently (up to 0.09); with these settings
-# 250 of 250 were identical, though a first keyframe has still differed once inside a longer process. The
+# under CPU load gave 2 files whose first two frames decoded differently (up to 0.09). Single-threaded, the
+# output still depended on the process's history: PyAV's libx264 (core 165) with MB-tree rate control on
+# encoded the same 12 yuv420p frames at 320x192 into 4 different streams in 48 encodes in one process whose
+# heap was dirtied between encodes (and 2 in 20 plain repeats), decoding up to 23/255 apart on single frames;
+# the same 12 frames at 32x32 inside ComfyUI made a resumed refine's mp4 look unlike the uninterrupted one
+# although the refined frames were identical. With mbtree=0: 1 stream in 48 (rc-lookahead=0, aq-mode=0 or
+# bframes=0 also gave 1; mbtree=0 is the narrowest, it only drops MB-tree's small gain at crf 18). The
 # encoder is not the bottleneck next to a diffusion model (a few ms a frame at 720p).
-DETERMINISTIC_X264 = {"threads": "1", "x264-params": "threads=1:lookahead-threads=1:sync-lookahead=0:deterministic=1"}
+DETERMINISTIC_X264 = {"threads": "1",
+                      "x264-params": "threads=1:lookahead-threads=1:sync-lookahead=0:deterministic=1:mbtree=0"}
 
 
 def delivery_format(crf: int = 18, codec: str = "libx264") -> VideoFormat:
