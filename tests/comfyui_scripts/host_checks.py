@@ -10,17 +10,17 @@ path), then runs each check and prints one JSON object: {check name: "ok" | "FAI
 from __future__ import annotations
 
 import copy
-import importlib.util
+import importlib
 import json
 import os
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 COMFY_ROOT = sys.argv[1]
-PACK_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, COMFY_ROOT)
+
+from st2v_pack_in_comfy import checker, load_pack_like_comfyui  # noqa: E402
 
 from comfy.cli_args import LatentPreviewMethod, args  # noqa: E402
 
@@ -48,13 +48,7 @@ for rel in ("streamingt2v/a.safetensors", "streamingt2v/sub/b.ckpt", "streamingt
 load_extra_path_config(str(TMP / "paths.yaml"))
 
 # --- the pack, loaded like nodes.load_custom_node does it --------------------------------------
-link = TMP / "ComfyUI-Streaming-Long-Video"  # dashes in the folder name, as users clone it
-link.symlink_to(PACK_DIR)
-module_name = str(link).replace(".", "_x_")
-spec = importlib.util.spec_from_file_location(module_name, str(link / "__init__.py"))
-pack = importlib.util.module_from_spec(spec)
-sys.modules[module_name] = pack
-spec.loader.exec_module(pack)
+module_name, pack = load_pack_like_comfyui(TMP)
 host = sys.modules[module_name + ".nodes.host"]
 errors = sys.modules[module_name + ".streaming_core.errors"]
 blend = sys.modules[module_name + ".streaming_core.sampling.blend"]
@@ -62,13 +56,7 @@ blend = sys.modules[module_name + ".streaming_core.sampling.blend"]
 results = {}
 
 
-def check(fn):
-    try:
-        fn()
-        results[fn.__name__] = "ok"
-    except Exception:
-        results[fn.__name__] = "FAIL: " + traceback.format_exc(limit=4)
-    return fn
+check = checker(results, limit=4)
 
 
 @check

@@ -11,7 +11,6 @@ partial load). The layers past the budget then run through comfy.ops' cast path
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import sys
 import tempfile
@@ -19,8 +18,9 @@ import traceback
 from pathlib import Path
 
 COMFY_ROOT = sys.argv[1]
-PACK_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, COMFY_ROOT)
+
+from st2v_pack_in_comfy import load_pack_like_comfyui  # noqa: E402
 
 from comfy.cli_args import args  # noqa: E402
 
@@ -32,13 +32,7 @@ import comfy.model_management  # noqa: E402,F401
 import comfy.model_patcher  # noqa: E402,F401
 
 TMP = Path(tempfile.mkdtemp(prefix="st2v_partial_load_"))
-link = TMP / "ComfyUI-Streaming-Long-Video"
-link.symlink_to(PACK_DIR)
-module_name = str(link).replace(".", "_x_")
-spec = importlib.util.spec_from_file_location(module_name, str(link / "__init__.py"))
-pack = importlib.util.module_from_spec(spec)
-sys.modules[module_name] = pack
-spec.loader.exec_module(pack)
+module_name, pack = load_pack_like_comfyui(TMP)
 host = sys.modules[module_name + ".nodes.host"]
 workloads = importlib.import_module(module_name + ".streaming_core.tiny.workloads").WORKLOADS
 

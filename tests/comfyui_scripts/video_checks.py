@@ -12,18 +12,18 @@ VIDEO gives the pack's one-line error and makes the node run again. Prints one J
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import sys
 import tempfile
-import traceback
 from fractions import Fraction
 from pathlib import Path
 
 COMFY_ROOT = sys.argv[1]
-PACK_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, COMFY_ROOT)
+
+from st2v_pack_in_comfy import checker, load_pack_like_comfyui  # noqa: E402
 
 from comfy.cli_args import args  # noqa: E402
 
@@ -44,13 +44,7 @@ TMP = Path(tempfile.mkdtemp(prefix="st2v_video_checks_"))
 folder_paths.set_output_directory(str(TMP / "output"))
 folder_paths.set_temp_directory(str(TMP / "temp"))
 
-link = TMP / "ComfyUI-Streaming-Long-Video"
-link.symlink_to(PACK_DIR)
-module_name = str(link).replace(".", "_x_")
-spec = importlib.util.spec_from_file_location(module_name, str(link / "__init__.py"))
-pack = importlib.util.module_from_spec(spec)
-sys.modules[module_name] = pack
-spec.loader.exec_module(pack)
+module_name, pack = load_pack_like_comfyui(TMP)
 host = sys.modules[module_name + ".nodes.host"]
 audio_mod = importlib.import_module(module_name + ".streaming_core.video_audio")
 video_io = importlib.import_module(module_name + ".streaming_core.video_io")
@@ -58,13 +52,7 @@ video_io = importlib.import_module(module_name + ".streaming_core.video_io")
 results = {}
 
 
-def check(fn):
-    try:
-        fn()
-        results[fn.__name__] = "ok"
-    except Exception:
-        results[fn.__name__] = "FAIL: " + traceback.format_exc(limit=6)
-    return fn
+check = checker(results, limit=6)
 
 
 def frames(n=10, h=48, w=64):
