@@ -223,6 +223,14 @@ def run_comfy_python(script: Path, *args: str, timeout: float = 300) -> subproce
                           timeout=timeout, cwd=str(REPO), env={**os.environ, **SINGLE_THREAD})
 
 
+def run_check_script(script: Path, timeout: float = 300) -> dict:
+    """Run an in-ComfyUI check script (tests/comfyui_scripts/) and return the JSON object its last line
+    prints; the script failing as a whole fails here with its stderr."""
+    done = run_comfy_python(script, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_workflows(workflows: Mapping[str, dict], workdir: Path, expect: Mapping[str, str] | None = None,
                   models_dir: Optional[Path] = None, server_args: tuple[str, ...] = (), timeout: float = 300,
                   inputs: tuple[Path, ...] = (),

@@ -6,11 +6,9 @@ top-level ``nodes`` module and ours cannot share one process with the pack's tes
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from comfy_harness_util import REPO, comfyui, run_comfy_python
+from comfy_harness_util import REPO, comfyui, run_check_script
 
 pytestmark = comfyui
 
@@ -24,9 +22,7 @@ CHECKS = ("pack_registers_its_nodes", "model_folders_merge_yaml_and_default", "h
 
 @pytest.fixture(scope="module")
 def results():
-    done = run_comfy_python(SCRIPT)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_check_script(SCRIPT)
 
 
 @pytest.mark.parametrize("name", CHECKS)

@@ -9,11 +9,9 @@ tests/test_vram_operations.py.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from comfy_harness_util import REPO, comfyui, run_comfy_python
+from comfy_harness_util import REPO, comfyui, run_check_script
 
 pytestmark = comfyui
 
@@ -23,9 +21,7 @@ WORKLOADS = ("streamingt2v", "modelscope_unet", "enhancer_msvid2vid", "enhancer_
 
 @pytest.fixture(scope="module")
 def results():
-    done = run_comfy_python(SCRIPT, timeout=900)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_check_script(SCRIPT, timeout=900)
 
 
 @pytest.mark.parametrize("name", WORKLOADS)

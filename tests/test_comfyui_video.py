@@ -3,11 +3,9 @@ SaveVideo and GetVideoComponents, in ComfyUI's own interpreter (tests/comfyui_sc
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from comfy_harness_util import REPO, comfyui, run_comfy_python
+from comfy_harness_util import REPO, comfyui, run_check_script
 
 pytestmark = comfyui
 
@@ -19,9 +17,7 @@ CHECKS = ("handoff_video_is_a_native_video_that_savevideo_saves", "get_video_com
 
 @pytest.fixture(scope="module")
 def results():
-    done = run_comfy_python(SCRIPT)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_check_script(SCRIPT)
 
 
 @pytest.mark.parametrize("name", CHECKS)
