@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from comfy_harness_util import find_comfyui, run_workflows, summarize  # noqa: E402
+from comfy_memory_probe import ServerMemoryProbe  # noqa: E402
 from streaming_core.tiny.enhancer import MSVID2VID_DIR, write_tiny_msvid2vid  # noqa: E402
 from streaming_core.tiny.tree import write_tree  # noqa: E402
 from streaming_core.video_io import write_video  # noqa: E402
@@ -61,56 +61,22 @@ def refine_graph(frames: int) -> dict:
     }
 
 
-def upscale_graph(frames: int) -> dict:
+def upscale_graph(video_file: str, prefix: str = "bench/upscaled") -> dict:
+    """LoadVideo (a file in ComfyUI's input folder) -> Stream-DiffVSR Upscale -> SaveVideo, VIDEO throughout."""
     return {
-        "1": {"class_type": "LoadVideo", "inputs": {"file": f"{frames}_{UPSCALE_INPUT}"}},
+        "1": {"class_type": "LoadVideo", "inputs": {"file": video_file}},
         "2": {"class_type": "SDVSRLoader", "inputs": {"model": "Stream-DiffVSR", "raft": "auto", "dtype": "auto"}},
         "3": {"class_type": "SDVSRUpscale", "inputs": {"sdvsr_model": ["2", 0], "video": ["1", 0], "seed": 1,
                                                        "flow_tile": "auto", "fps": 8.0}},
-        "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 2], "filename_prefix": "bench/upscaled",
+        "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 2], "filename_prefix": prefix,
                                                     "format": "auto", "codec": "auto"}},
     }
 
 
-class PeakRSS:
-    """Polled by run_workflows: finds the server started for ``output_dir`` and reads its VmHWM."""
-
-    def __init__(self):
-        self.pid = None
-        self.peak_kb = 0
-
-    def __call__(self, output_dir: Path) -> bool:
-        if self.pid is None:
-            self.pid = _server_pid(str(output_dir))
-        if self.pid is not None:
-            try:
-                status = Path(f"/proc/{self.pid}/status").read_text()
-            except OSError:
-                self.pid = None
-                return False
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-        return False  # never interrupt
-
-
-def _server_pid(output_dir: str):
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [w.decode(errors="replace") for w in cmd]
-        if any(w.endswith("main.py") for w in words) and output_dir in words:
-            return int(entry)
-    return None
-
-
-def lowres_clip(path: Path, frames: int) -> Path:
-    g = torch.Generator().manual_seed(0)
-    base = torch.rand(1, HEIGHT // 4, WIDTH // 4, 3, generator=g)
+def drifting_clip(path: Path, frames: int, width: int = WIDTH // 4, height: int = HEIGHT // 4, seed: int = 0) -> Path:
+    """A random picture brightening over ``frames`` frames, written as an 8 fps mp4 (the upscaler's input)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, height, width, 3, generator=g)
     drift = torch.linspace(0, 0.3, frames).view(-1, 1, 1, 1)
     return write_video(path, (base + drift).clamp(0, 1), fps=8)
 
@@ -133,15 +99,16 @@ def main() -> int:
     for graph in args.graphs:
         for frames in args.frames:
             run_dir = work / f"{graph}_{frames}"
-            inputs = (lowres_clip(work / f"{frames}_{UPSCALE_INPUT}", frames),) if graph == "upscale" else ()
-            build = refine_graph if graph == "refine" else upscale_graph
-            probe = PeakRSS()
+            clip_name = f"{frames}_{UPSCALE_INPUT}"
+            inputs = (drifting_clip(work / clip_name, frames),) if graph == "upscale" else ()
+            probe = ServerMemoryProbe(reset_per_prompt=False)  # one server per run: its whole peak
             start = time.perf_counter()
-            result = run_workflows({graph: build(frames)}, run_dir, models_dir=models, inputs=inputs,
-                                   timeout=args.timeout, interrupt_when=probe)
+            workflow = refine_graph(frames) if graph == "refine" else upscale_graph(clip_name)
+            result = run_workflows({graph: workflow}, run_dir, models_dir=models, inputs=inputs,
+                                   timeout=args.timeout, watch=probe)
             record = result.workflow(graph)
             seconds = record.get("server_execution_s") or (time.perf_counter() - start)
-            row = {"graph": graph, "frames": frames, "status": record["status"], "peak_rss_mb": probe.peak_kb / 1024,
+            row = {"graph": graph, "frames": frames, "status": record["status"], "peak_rss_mb": probe.server_peak_mb,
                    "seconds": seconds, "seconds_per_frame": seconds / frames}
             rows.append(row)
             print(json.dumps(row), flush=True)

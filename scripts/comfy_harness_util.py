@@ -234,14 +234,16 @@ def run_check_script(script: Path, timeout: float = 300) -> dict:
 def run_workflows(workflows: Mapping[str, dict], workdir: Path, expect: Mapping[str, str] | None = None,
                   models_dir: Optional[Path] = None, server_args: tuple[str, ...] = (), timeout: float = 300,
                   inputs: tuple[Path, ...] = (),
-                  interrupt_when: Optional[Callable[[Path], bool]] = None) -> HarnessReport:
+                  interrupt_when: Optional[Callable[[Path], bool]] = None,
+                  watch: Optional[Callable[[Path], None]] = None) -> HarnessReport:
     """Post API workflows (name -> graph) to one server session; ``expect`` defaults to success.
     ``inputs``: files copied into ComfyUI's input folder (for LoadImage / LoadVideo).
     ``interrupt_when(output_dir)``: polled while the session runs; the first time it is true, the prompt
     running then is interrupted through ComfyUI's own ``/interrupt`` (what the Cancel button posts), and
     the harness reports that workflow as "interrupted". The harness itself only interrupts a workflow
     that outlives ``timeout``; this interrupts on an event instead (say, a file the run writes), so a test
-    does not have to guess how long the run takes to get there on a loaded machine."""
+    does not have to guess how long the run takes to get there on a loaded machine.
+    ``watch(output_dir)``: polled the same way, for observers (say, comfy_memory_probe's peak RSS per prompt)."""
     install = require_comfyui()
     workdir.mkdir(parents=True, exist_ok=True)
     output_dir = workdir / "output"
@@ -271,6 +273,8 @@ def run_workflows(workflows: Mapping[str, dict], workdir: Path, expect: Mapping[
             while proc.poll() is None:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the harness ran past {session_timeout:.0f} s:\n{''.join(stderr)[-4000:]}")
+                if watch is not None:
+                    watch(output_dir)
                 if interrupt_when is not None and not interrupts and interrupt_when(output_dir):
                     port = _server_port(stderr)
                     prompt_id = _interrupt_running_prompt(port) if port is not None else None
@@ -319,22 +323,33 @@ def _server_port(harness_stderr: list[str]) -> Optional[int]:
 _SERVER_LINE = re.compile(r"server PID \d+ on 127\.0\.0\.1:(\d+)")
 
 
+def _local_opener():
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
+
+
+def running_prompt(port: int) -> tuple[bool, Optional[str]]:
+    """(whether ComfyUI's /queue answered, the id of the prompt it runs now or None when idle)."""
+    try:
+        with _local_opener().open(f"http://127.0.0.1:{port}/queue", timeout=10) as response:
+            running = json.loads(response.read()).get("queue_running") or []
+    except (OSError, ValueError):  # the server is starting or stopping
+        return False, None
+    return True, (running[0][1] if running else None)
+
+
 def _interrupt_running_prompt(port: int) -> Optional[str]:
     """Interrupt the prompt ComfyUI is running now, by its id (a bare /interrupt would leave the flag set
     for the next prompt when none is running). Returns that prompt id, or None when none was running."""
-    base = f"http://127.0.0.1:{port}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
+    _, prompt_id = running_prompt(port)
+    if prompt_id is None:
+        return None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/interrupt", method="POST",
+                                     data=json.dumps({"prompt_id": prompt_id}).encode(),
+                                     headers={"Content-Type": "application/json"})
     try:
-        with opener.open(f"{base}/queue", timeout=10) as response:
-            running = json.loads(response.read()).get("queue_running") or []
-        if not running:
-            return None
-        prompt_id = running[0][1]
-        request = urllib.request.Request(f"{base}/interrupt", data=json.dumps({"prompt_id": prompt_id}).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        with opener.open(request, timeout=10):
+        with _local_opener().open(request, timeout=10):
             pass
-    except OSError:  # the server is starting or stopping: try again at the next poll
+    except OSError:  # the server is stopping: try again at the next poll
         return None
     return prompt_id
 
