@@ -23,8 +23,12 @@ from comfy_harness_util import running_prompt
 @dataclass
 class PromptMemory:
     before_mb: float  # the server's resident set one poll before the prompt was seen running (<= its start)
-    peak_mb: float = 0.0  # its peak resident set from when it was seen running to when it was seen ending
-    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic seconds, peak so far)
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic seconds, VmHWM in MB)
+
+    @property
+    def peak_mb(self) -> float:
+        """Its peak resident set from when it was seen running to when it was seen ending."""
+        return max((peak for _, peak in self.samples), default=0.0)
 
     def peak_by(self, fraction: float) -> float:
         """The peak reached by ``fraction`` of the prompt's observed run time (0 < fraction <= 1): a
@@ -85,8 +89,7 @@ class ServerMemoryProbe:
         self.server_peak_mb = max(self.server_peak_mb, status["VmHWM"])
         record = self.prompts.get(self._running) if self._running is not None else None
         if record is not None:
-            record.peak_mb = max(record.peak_mb, status["VmHWM"])
-            record.samples.append((time.monotonic(), record.peak_mb))
+            record.samples.append((time.monotonic(), status["VmHWM"]))
         return status
 
 

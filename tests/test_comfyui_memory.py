@@ -13,7 +13,7 @@ both peaks come from one allocator history. Peaks of two separate runs differ by
 reasons that have nothing to do with length (where glibc's heap happens to have room for a frame's
 temporaries), measured: 4-frame runs peaked 771 to 880 MB, 80-frame runs 864 to 893 MB. A collected
 video grows the peak to the last frame: 36 frames at 640x384 are 101 MB. Measured on the 2-core Xeon: the
-streamed graph's peak grew 0.0 and 6.2 MB after its first quarter (80 and 48 frames); the same graph with
+streamed graph's peak grew 0.0 MB (80 frames), 6.2 and 20.5 MB (48) after its first quarter; the same graph with
 the Upscale's IMAGE output also connected (the node then collects the whole video) grew 112 MB at 48
 frames (bound 51 MB: this test fails). The control shows, on the machine running the test, that the
 probe sees a whole video.
